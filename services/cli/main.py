@@ -1,0 +1,389 @@
+"""The `ragmesh` command."""
+
+import json
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+from rag.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
+
+from services.cli.local import DEFAULT_PORT_BASE, client_target, data_dir
+
+app = typer.Typer(help="ragmesh: retrieval-augmented generation as gRPC services.", no_args_is_help=True)
+docs_app = typer.Typer(help="Documents in the registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+app.add_typer(docs_app, name="docs")
+app.add_typer(keys_app, name="keys")
+
+DataDir = typer.Option(None, "--data-dir", help="State folder of `ragmesh up` (env RAGMESH_DATA_DIR).")
+JsonOut = typer.Option(False, "--json", help="One JSON object on stdout, for scripts.")
+UPLOAD_PIECE = 1 << 20
+TERMINAL_JOBS = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED}
+
+
+class Client:
+    def __init__(self, data: Path | None, api_key: str | None = None) -> None:
+        addr, key = client_target(data_dir(data))
+        self.key = api_key or key
+        self.channel = grpc.insecure_channel(
+            addr, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+        )
+        self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
+        self.metadata = (("x-api-key", self.key),)
+
+    def call(self, method: str, request, timeout: float = 60.0):
+        return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
+
+    def upload(self, header: gateway_pb2.DocumentHeader, content: bytes) -> gateway_pb2.IngestDocumentResponse:
+        def parts():
+            yield gateway_pb2.IngestDocumentRequest(header=header)
+            for start in range(0, len(content), UPLOAD_PIECE):
+                yield gateway_pb2.IngestDocumentRequest(data=content[start : start + UPLOAD_PIECE])
+
+        return self.stub.IngestDocument(parts(), metadata=self.metadata, timeout=120)
+
+
+def fail(exc: grpc.RpcError) -> None:
+    typer.echo(f"error: {exc.code().name}: {exc.details()}", err=True)
+    raise typer.Exit(2)
+
+
+def emit(obj) -> None:
+    typer.echo(json.dumps(obj, indent=None, sort_keys=False))
+
+
+def status_name(enum, value: int, prefix: str) -> str:
+    return enum.Name(value).removeprefix(prefix).lower()
+
+
+@app.command()
+def up(
+    data: Path = DataDir,
+    port_base: int = typer.Option(DEFAULT_PORT_BASE, help="First of the ports used."),
+    sync_interval: str = typer.Option(
+        "always",
+        help="JetStream fsync: 'always' (no acked write lost on "
+        "power failure, slower) or a duration like '2m' (NATS default).",
+    ),
+):
+    """Start NATS and the five services; print `ready` and the gateway address; Ctrl-C stops all."""
+    from services.cli.up import LocalSystem
+
+    system = LocalSystem(data_dir(data), port_base, sync_interval)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        gateway = system.start()
+        typer.echo(f"ragmesh ready: gateway {gateway} (data {system.data})", err=False)
+        sys.stdout.flush()
+        dead = system.watch(stop)
+        if dead:
+            typer.echo(f"{dead} exited; stopping (see {system.data / 'logs' / (dead + '.log')})", err=True)
+    except Exception as exc:
+        typer.echo(f"error: {exc}", err=True)
+        system.stop()
+        raise typer.Exit(1) from exc
+    system.stop()
+    typer.echo("ragmesh stopped")
+
+
+def _files(paths: list[Path]) -> list[tuple[Path, str]]:
+    found = []
+    for path in paths:
+        if path.is_dir():
+            found += [(f, str(f.relative_to(path))) for f in sorted(path.rglob("*")) if f.is_file()]
+        elif path.is_file():
+            found.append((path, path.name))
+        else:
+            raise typer.BadParameter(f"{path} does not exist")
+    return found
+
+
+def _jsonl(path: Path):
+    # Split on "\n" only: texts may hold Unicode line separators.
+    for line in path.read_bytes().decode("utf-8").split("\n"):
+        if line.strip():
+            row = json.loads(line)
+            yield (
+                gateway_pb2.DocumentHeader(
+                    doc_id=str(row["_id"]), title=row.get("title", ""), content_type="text/plain", source_name=path.name
+                ),
+                row.get("text", "").encode(),
+            )
+
+
+def _wait_jobs(client: Client, jobs: list[str], show: bool) -> dict[str, types_pb2.JobRecord]:
+    pending, done = list(jobs), {}
+    with typer.progressbar(length=len(jobs), label="indexing", file=sys.stderr) if show else _nullbar() as bar:
+        while pending:
+            still = []
+            for index, job_id in enumerate(pending):
+                job = client.call("GetJob", gateway_pb2.GetJobRequest(job_id=job_id)).job
+                if job.status in TERMINAL_JOBS:
+                    done[job_id] = job
+                    bar.update(1)
+                else:
+                    still = pending[index:]
+                    break
+            pending = still
+            if pending:
+                time.sleep(0.3)
+    return done
+
+
+class _nullbar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        pass
+
+
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(None, help="Files and folders."),
+    jsonl: Path = typer.Option(None, "--jsonl", help="One document per line: _id, title, text."),
+    wait: bool = typer.Option(False, "--wait", help="Wait until every document is indexed or failed."),
+    concurrency: int = typer.Option(8, help="Uploads in flight."),
+    acl: list[str] = typer.Option(None, "--acl", help="Principals allowed to see the documents."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Upload documents; ingestion runs off the request path (see `ragmesh docs get`)."""
+    client = Client(data)
+    if jsonl:
+        items = list(_jsonl(jsonl))
+    else:
+        items = [
+            (gateway_pb2.DocumentHeader(doc_id=name, source_name=f.name, title=f.stem), f.read_bytes())
+            for f, name in _files(paths or [])
+        ]
+    for header, _ in items:
+        header.acl.extend(acl or [])
+    if not items:
+        raise typer.BadParameter("nothing to ingest: give files, folders or --jsonl")
+    results, errors = [], []
+
+    def send(item):
+        header, content = item
+        try:
+            return header.doc_id, client.upload(header, content), None
+        except grpc.RpcError as exc:
+            return header.doc_id, None, f"{exc.code().name}: {exc.details()}"
+
+    show = not as_json and sys.stderr.isatty()
+    with (
+        ThreadPoolExecutor(concurrency) as pool,
+        typer.progressbar(length=len(items), label="uploading", file=sys.stderr) if show else _nullbar() as bar,
+    ):
+        for doc_id, response, error in pool.map(send, items):
+            bar.update(1)
+            if error:
+                errors.append({"doc_id": doc_id, "error": error})
+            else:
+                results.append(response)
+    jobs = [r.job_id for r in results if not r.deduplicated]
+    finished = _wait_jobs(client, jobs, show) if wait and jobs else {}
+    failed = [
+        {"doc_id": j.doc_id, "error": j.error} for j in finished.values() if j.status == types_pb2.JOB_STATUS_FAILED
+    ]
+    summary = {
+        "submitted": len(results),
+        "deduplicated": sum(r.deduplicated for r in results),
+        "rejected": errors,
+        "indexed": sum(j.status == types_pb2.JOB_STATUS_DONE for j in finished.values()),
+        "failed": failed,
+        "jobs": [
+            {"doc_id": r.doc_id, "job_id": r.job_id, "version": r.version, "deduplicated": r.deduplicated}
+            for r in results
+        ][:1000],
+    }
+    if as_json:
+        emit(summary)
+    else:
+        typer.echo(
+            f"submitted {summary['submitted']} ({summary['deduplicated']} unchanged), "
+            f"rejected {len(errors)}" + (f", indexed {summary['indexed']}, failed {len(failed)}" if wait else "")
+        )
+        for item in errors + failed:
+            typer.echo(f"  {item['doc_id']}: {item['error']}", err=True)
+    if errors or failed:
+        raise typer.Exit(1)
+
+
+def _hit_dict(hit: types_pb2.Hit) -> dict:
+    return {
+        "rank": hit.rank,
+        "doc_id": hit.chunk.doc_id,
+        "chunk_id": hit.chunk.chunk_id,
+        "score": hit.score,
+        "dense_score": hit.dense_score,
+        "dense_rank": hit.dense_rank,
+        "lexical_score": hit.lexical_score,
+        "lexical_rank": hit.lexical_rank,
+        "version": hit.chunk.version,
+        "title": hit.chunk.title,
+        "section": hit.chunk.section,
+        "text": hit.chunk.text,
+    }
+
+
+@app.command()
+def search(query: str, top_k: int = typer.Option(10, "--top-k"), data: Path = DataDir, as_json: bool = JsonOut):
+    """Hybrid search: hits with their fused, dense and lexical scores."""
+    client = Client(data)
+    try:
+        response = client.call("Search", gateway_pb2.SearchRequest(query=query, top_k=top_k))
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(
+            {
+                "query_id": response.query_id,
+                "index_watermark": response.index_watermark,
+                "model_id": response.embedding_model_id,
+                "hits": [_hit_dict(h) for h in response.hits],
+            }
+        )
+        return
+    for hit in response.hits:
+        typer.echo(
+            f"{hit.rank:>3}. {hit.score:.4f}  {hit.chunk.doc_id}  (dense {hit.dense_score:.3f} "
+            f"#{hit.dense_rank}, lexical {hit.lexical_score:.2f} #{hit.lexical_rank})"
+        )
+        typer.echo(f"     {hit.chunk.text[:160]!r}")
+    typer.echo(f"index watermark {response.index_watermark}, model {response.embedding_model_id}")
+
+
+@app.command()
+def ask(question: str, top_k: int = typer.Option(0, "--top-k"), data: Path = DataDir, as_json: bool = JsonOut):
+    """Ask a question: a cited answer from the indexed documents, or an abstention."""
+    client = Client(data)
+    final = None
+    try:
+        for message in client.call("Ask", gateway_pb2.AskRequest(question=question, top_k=top_k)):
+            if message.HasField("final"):
+                final = message.final
+            elif not as_json:
+                typer.echo(message.delta, nl=False)
+    except grpc.RpcError as exc:
+        fail(exc)
+    m = final.manifest
+    result = {
+        "answer": final.answer,
+        "status": status_name(types_pb2.AnswerStatus, final.status, "ANSWER_STATUS_"),
+        "abstain_reason": status_name(types_pb2.AbstainReason, final.abstain_reason, "ABSTAIN_REASON_"),
+        "confidence": final.confidence,
+        "citations": [
+            {"source": c.source_number, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "score": c.score, "quote": c.quote}
+            for c in final.citations
+        ],
+        "query_id": m.query_id,
+        "trace_id": m.trace_id,
+        "index_watermark": m.index_watermark,
+        "model_id": m.embedding_model_id,
+        "manifest": MessageToDict(m),
+    }
+    if as_json:
+        emit(result)
+        return
+    if final.status == types_pb2.ANSWER_STATUS_ABSTAINED:
+        typer.echo(f"(abstained: {result['abstain_reason'].replace('_', ' ')})")
+    else:
+        typer.echo("")
+        for c in final.citations:
+            typer.echo(f"  [{c.source_number}] {c.doc_id}  chunk {c.chunk_id}")
+    typer.echo(f"confidence {final.confidence:.2f}; query {m.query_id}; watermark {m.index_watermark}")
+
+
+def _doc_dict(record: types_pb2.DocumentRecord) -> dict:
+    out = MessageToDict(record, preserving_proto_field_name=True)
+    out["status"] = status_name(types_pb2.DocumentStatus, record.status, "DOCUMENT_STATUS_")
+    for version, entry in zip(record.versions, out.get("versions", []), strict=True):
+        entry["status"] = status_name(types_pb2.DocumentStatus, version.status, "DOCUMENT_STATUS_")
+    return out
+
+
+@docs_app.command("list")
+def docs_list(include_deleted: bool = typer.Option(False, "--deleted"), data: Path = DataDir, as_json: bool = JsonOut):
+    """Documents of your tenant with version and status."""
+    try:
+        response = Client(data).call("ListDocuments", gateway_pb2.ListDocumentsRequest(include_deleted=include_deleted))
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit({"documents": [_doc_dict(d) for d in response.documents]})
+        return
+    for d in response.documents:
+        status = status_name(types_pb2.DocumentStatus, d.status, "DOCUMENT_STATUS_")
+        chunks = d.versions[-1].chunk_count if d.versions else 0
+        typer.echo(f"{d.doc_id}\tv{d.current_version}\t{status}\t{chunks} chunks")
+
+
+@docs_app.command("get")
+def docs_get(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+    """One document: every version, status, chunk count and error."""
+    try:
+        record = Client(data).call("GetDocument", gateway_pb2.GetDocumentRequest(doc_id=doc_id)).document
+    except grpc.RpcError as exc:
+        fail(exc)
+    out = _doc_dict(record)
+    if as_json:
+        emit(out)
+        return
+    typer.echo(
+        f"{record.doc_id}: {out['status']}, current v{record.current_version}, searchable v{record.indexed_version}"
+    )
+    for v in out.get("versions", []):
+        typer.echo(
+            f"  v{v['version']} {v['status']} {v.get('chunk_count', 0)} chunks sha256 "
+            f"{v['content_sha256'][:12]}" + (f" error: {v['error']}" if v.get("error") else "")
+        )
+
+
+@docs_app.command("delete")
+def docs_delete(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+    """Remove a document's chunks from the index; the registry keeps a tombstone."""
+    try:
+        record = Client(data).call("DeleteDocument", gateway_pb2.DeleteDocumentRequest(doc_id=doc_id)).document
+    except grpc.RpcError as exc:
+        fail(exc)
+    emit(_doc_dict(record)) if as_json else typer.echo(f"deleted {doc_id}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., "--tenant"),
+    role: str = typer.Option("reader", help="reader, writer or admin"),
+    principal: list[str] = typer.Option(None, "--principal", help="Principals for document ACLs."),
+    description: str = typer.Option(""),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Create an API key (needs an admin key); the key is shown once."""
+    roles = {"reader": gateway_pb2.ROLE_READER, "writer": gateway_pb2.ROLE_WRITER, "admin": gateway_pb2.ROLE_ADMIN}
+    if role not in roles:
+        raise typer.BadParameter("role is reader, writer or admin")
+    try:
+        response = Client(data).call(
+            "CreateApiKey",
+            gateway_pb2.CreateApiKeyRequest(
+                tenant=tenant, principals=principal or [], role=roles[role], description=description
+            ),
+        )
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit({"api_key": response.api_key, "key_id": response.key_id, "tenant": response.tenant, "role": role})
+    else:
+        typer.echo(response.api_key)

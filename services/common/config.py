@@ -1,0 +1,76 @@
+"""Settings from the environment only (`RAGMESH_*`), one class per service."""
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGMESH_", extra="ignore")
+
+    listen_host: str = Field("127.0.0.1", description="Interface the gRPC server binds.")
+    grpc_port: int = Field(50051, description="Port of this service's gRPC server.")
+    metrics_port: int = Field(0, description="Prometheus /metrics port; 0 turns it off.")
+    nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma separated.")
+    data_dir: Path = Field(Path(".ragmesh"), description="Folder for local state.")
+    log_level: str = Field("INFO", description="Python log level.")
+    drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
+    instance: str = Field("", description="Instance name on logs, traces and metrics.")
+
+
+class EmbedSettings(ServiceSettings):
+    model_path: Path | None = Field(None, description="ONNX file; default: the packaged MiniLM.")
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json; default: the packaged one.")
+    model_name: str = Field("all-MiniLM-L6-v2", description="Name half of the model id.")
+    max_tokens: int = Field(256, description="Truncation length in tokens.")
+    batch_token_budget: int = Field(8192, description="Padded tokens per inference batch.")
+    intra_op_threads: int = Field(0, description="onnxruntime threads; 0 = one per core.")
+    max_texts_per_request: int = Field(256, description="Texts in one Embed call.")
+    max_chars_per_text: int = Field(20000, description="Characters in one text.")
+    queue_limit: int = Field(4096, description="Texts waiting per lane before RESOURCE_EXHAUSTED.")
+
+
+class IngestSettings(ServiceSettings):
+    embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service.")
+    max_document_bytes: int = Field(50 * MIB, description="Largest accepted document.")
+    chunk_target_tokens: int = Field(200, description="Target chunk size in embedding tokens.")
+    chunk_overlap_tokens: int = Field(24, description="Tokens carried over between chunks.")
+    max_chunks_per_document: int = Field(20000, description="Chunks one document may produce.")
+    worker_concurrency: int = Field(2, description="Jobs one worker process runs at once.")
+    max_deliveries: int = Field(5, description="Attempts of a job before it is dead-lettered.")
+    embed_batch_size: int = Field(64, description="Chunks per Embed call and per index event.")
+    job_ack_wait_seconds: float = Field(60.0, description="A job not acked or extended for this long is redelivered.")
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json for chunk sizes; default: packaged.")
+    max_tokens: int = Field(256, description="The embedding model's token limit.")
+
+
+class RetrieveSettings(ServiceSettings):
+    embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service.")
+    index_dir: Path | None = Field(None, description="Index folder; default: <data_dir>/retrieve.")
+    rrf_k: float = Field(60.0, description="RRF constant.")
+    candidate_depth: int = Field(50, description="Candidates taken from each engine.")
+    max_top_k: int = Field(100, description="Largest top_k a caller may ask for.")
+    consumer_name: str = Field("retrieve", description="Durable index-stream consumer of this replica.")
+
+
+class GenerateSettings(ServiceSettings):
+    max_answer_sentences: int = Field(3, description="Sentences in an extractive answer.")
+    min_dense_score: float = Field(0.30, description="Below this best cosine: abstain.")
+    min_sentence_overlap: float = Field(0.2, description="Share of question terms a sentence must hold.")
+
+
+class GatewaySettings(ServiceSettings):
+    ingest_addr: str = Field("127.0.0.1:50052", description="host:port of the ingest service.")
+    retrieve_addr: str = Field("127.0.0.1:50054", description="host:port of the retrieve service.")
+    generate_addr: str = Field("127.0.0.1:50055", description="host:port of the generate service.")
+    bootstrap_key_sha256: str = Field("", description="sha256 of an admin key for tenant `default`.")
+    max_document_bytes: int = Field(50 * MIB, description="Largest accepted upload.")
+    max_question_chars: int = Field(2000, description="Longest question or query.")
+    max_top_k: int = Field(100, description="Largest top_k.")
+    default_top_k: int = Field(8, description="top_k when the caller gives none.")
+    request_timeout_seconds: float = Field(30.0, description="Deadline for downstream calls.")

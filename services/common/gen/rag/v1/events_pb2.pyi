@@ -1,0 +1,141 @@
+from rag.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class IngestJob(_message.Message):
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    tenant: str
+    doc_id: str
+    version: int
+    content_sha256: str
+    object_name: str
+    content_type: str
+    source_name: str
+    title: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ChunkUpserts(_message.Message):
+    __slots__ = ("chunks", "vectors", "dimension")
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Chunk]
+    vectors: _containers.RepeatedScalarFieldContainer[float]
+    dimension: int
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ...) -> None: ...
+
+class ActivateVersion(_message.Message):
+    __slots__ = ("version", "chunk_count")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    chunk_count: int
+    def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+
+class RemoveDocumentChunks(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class IndexBatch(_message.Message):
+    __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    UPSERTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    embedding_model_id: str
+    job_id: str
+    upserts: ChunkUpserts
+    activate: ActivateVersion
+    remove: RemoveDocumentChunks
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ...) -> None: ...
+
+class DocumentIndexed(_message.Message):
+    __slots__ = ("tenant", "doc_id", "version", "chunk_count", "index_watermark", "job_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    version: int
+    chunk_count: int
+    index_watermark: int
+    job_id: str
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., index_watermark: _Optional[int] = ..., job_id: _Optional[str] = ...) -> None: ...
+
+class DocumentFailed(_message.Message):
+    __slots__ = ("tenant", "doc_id", "version", "job_id", "error", "deliveries")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    version: int
+    job_id: str
+    error: str
+    deliveries: int
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., job_id: _Optional[str] = ..., error: _Optional[str] = ..., deliveries: _Optional[int] = ...) -> None: ...
+
+class QueryAudit(_message.Message):
+    __slots__ = ("query_id", "tenant", "key_id", "question", "method", "manifest", "answer", "status", "abstain_reason", "confidence", "latency_ms", "created_unix_ms")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    tenant: str
+    key_id: str
+    question: str
+    method: str
+    manifest: _types_pb2.AnswerManifest
+    answer: str
+    status: _types_pb2.AnswerStatus
+    abstain_reason: _types_pb2.AbstainReason
+    confidence: float
+    latency_ms: float
+    created_unix_ms: int
+    def __init__(self, query_id: _Optional[str] = ..., tenant: _Optional[str] = ..., key_id: _Optional[str] = ..., question: _Optional[str] = ..., method: _Optional[str] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., latency_ms: _Optional[float] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...

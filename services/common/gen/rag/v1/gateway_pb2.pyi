@@ -1,0 +1,217 @@
+from rag.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_READER: _ClassVar[Role]
+    ROLE_WRITER: _ClassVar[Role]
+    ROLE_ADMIN: _ClassVar[Role]
+ROLE_UNSPECIFIED: Role
+ROLE_READER: Role
+ROLE_WRITER: Role
+ROLE_ADMIN: Role
+
+class DocumentHeader(_message.Message):
+    __slots__ = ("doc_id", "title", "source_name", "content_type", "acl", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    title: str
+    source_name: str
+    content_type: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class IngestDocumentRequest(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: DocumentHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[DocumentHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class IngestDocumentResponse(_message.Message):
+    __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    doc_id: str
+    version: int
+    deduplicated: bool
+    content_sha256: str
+    def __init__(self, job_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class GetJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: _types_pb2.JobRecord
+    def __init__(self, job: _Optional[_Union[_types_pb2.JobRecord, _Mapping]] = ...) -> None: ...
+
+class GetDocumentRequest(_message.Message):
+    __slots__ = ("doc_id",)
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    def __init__(self, doc_id: _Optional[str] = ...) -> None: ...
+
+class GetDocumentResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: _types_pb2.DocumentRecord
+    def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
+
+class ListDocumentsRequest(_message.Message):
+    __slots__ = ("include_deleted",)
+    INCLUDE_DELETED_FIELD_NUMBER: _ClassVar[int]
+    include_deleted: bool
+    def __init__(self, include_deleted: _Optional[bool] = ...) -> None: ...
+
+class ListDocumentsResponse(_message.Message):
+    __slots__ = ("documents",)
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[_types_pb2.DocumentRecord]
+    def __init__(self, documents: _Optional[_Iterable[_Union[_types_pb2.DocumentRecord, _Mapping]]] = ...) -> None: ...
+
+class DeleteDocumentRequest(_message.Message):
+    __slots__ = ("doc_id",)
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    def __init__(self, doc_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentResponse(_message.Message):
+    __slots__ = ("document",)
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    document: _types_pb2.DocumentRecord
+    def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query", "top_k", "fusion", "doc_ids")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    DOC_IDS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    top_k: int
+    fusion: _types_pb2.FusionParams
+    doc_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
+    index_watermark: int
+    embedding_model_id: str
+    fusion: _types_pb2.FusionParams
+    def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ...) -> None: ...
+
+class AskRequest(_message.Message):
+    __slots__ = ("question", "top_k", "fusion")
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    question: str
+    top_k: int
+    fusion: _types_pb2.FusionParams
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ...) -> None: ...
+
+class AskFinal(_message.Message):
+    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    status: _types_pb2.AnswerStatus
+    abstain_reason: _types_pb2.AbstainReason
+    confidence: float
+    citations: _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]
+    manifest: _types_pb2.AnswerManifest
+    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ...) -> None: ...
+
+class AskResponse(_message.Message):
+    __slots__ = ("delta", "final")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    final: AskFinal
+    def __init__(self, delta: _Optional[str] = ..., final: _Optional[_Union[AskFinal, _Mapping]] = ...) -> None: ...
+
+class CreateApiKeyRequest(_message.Message):
+    __slots__ = ("tenant", "principals", "role", "description")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    role: Role
+    description: str
+    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class CreateApiKeyResponse(_message.Message):
+    __slots__ = ("api_key", "key_id", "tenant", "role")
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    api_key: str
+    key_id: str
+    tenant: str
+    role: Role
+    def __init__(self, api_key: _Optional[str] = ..., key_id: _Optional[str] = ..., tenant: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class ApiKeyRecord(_message.Message):
+    __slots__ = ("key_id", "key_sha256", "tenant", "principals", "role", "description", "created_unix_ms", "revoked")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    key_sha256: str
+    tenant: str
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    role: Role
+    description: str
+    created_unix_ms: int
+    revoked: bool
+    def __init__(self, key_id: _Optional[str] = ..., key_sha256: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...

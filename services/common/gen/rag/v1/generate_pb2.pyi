@@ -1,0 +1,50 @@
+from rag.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class GenerateRequest(_message.Message):
+    __slots__ = ("query_id", "question", "hits", "max_answer_sentences")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    QUESTION_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ANSWER_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    question: str
+    hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
+    max_answer_sentences: int
+    def __init__(self, query_id: _Optional[str] = ..., question: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., max_answer_sentences: _Optional[int] = ...) -> None: ...
+
+class GenerateFinal(_message.Message):
+    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "usage", "provider", "provider_model", "prompt_template_version")
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    answer: str
+    status: _types_pb2.AnswerStatus
+    abstain_reason: _types_pb2.AbstainReason
+    confidence: float
+    citations: _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]
+    usage: _types_pb2.TokenUsage
+    provider: str
+    provider_model: str
+    prompt_template_version: str
+    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., usage: _Optional[_Union[_types_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., prompt_template_version: _Optional[str] = ...) -> None: ...
+
+class GenerateResponse(_message.Message):
+    __slots__ = ("delta", "final")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    final: GenerateFinal
+    def __init__(self, delta: _Optional[str] = ..., final: _Optional[_Union[GenerateFinal, _Mapping]] = ...) -> None: ...

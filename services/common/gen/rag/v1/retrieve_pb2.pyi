@@ -1,0 +1,54 @@
+from rag.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RetrieveRequest(_message.Message):
+    __slots__ = ("tenant", "principals", "query", "top_k", "fusion", "doc_ids")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    DOC_IDS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    query: str
+    top_k: int
+    fusion: _types_pb2.FusionParams
+    doc_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RetrieveResponse(_message.Message):
+    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
+    index_watermark: int
+    embedding_model_id: str
+    fusion: _types_pb2.FusionParams
+    query_tokens: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ...) -> None: ...
+
+class GetIndexInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetIndexInfoResponse(_message.Message):
+    __slots__ = ("index_watermark", "embedding_model_id", "dense_points", "lexical_documents")
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DENSE_POINTS_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    index_watermark: int
+    embedding_model_id: str
+    dense_points: int
+    lexical_documents: int
+    def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ...) -> None: ...

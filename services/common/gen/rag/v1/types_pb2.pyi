@@ -1,0 +1,272 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DocumentStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DOCUMENT_STATUS_UNSPECIFIED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_QUEUED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_PROCESSING: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_INDEXING: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_INDEXED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_FAILED: _ClassVar[DocumentStatus]
+    DOCUMENT_STATUS_DELETED: _ClassVar[DocumentStatus]
+
+class JobStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATUS_UNSPECIFIED: _ClassVar[JobStatus]
+    JOB_STATUS_QUEUED: _ClassVar[JobStatus]
+    JOB_STATUS_RUNNING: _ClassVar[JobStatus]
+    JOB_STATUS_INDEXING: _ClassVar[JobStatus]
+    JOB_STATUS_DONE: _ClassVar[JobStatus]
+    JOB_STATUS_FAILED: _ClassVar[JobStatus]
+    JOB_STATUS_DEDUPLICATED: _ClassVar[JobStatus]
+
+class AnswerStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ANSWER_STATUS_UNSPECIFIED: _ClassVar[AnswerStatus]
+    ANSWER_STATUS_ANSWERED: _ClassVar[AnswerStatus]
+    ANSWER_STATUS_PARTIAL: _ClassVar[AnswerStatus]
+    ANSWER_STATUS_ABSTAINED: _ClassVar[AnswerStatus]
+
+class AbstainReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ABSTAIN_REASON_UNSPECIFIED: _ClassVar[AbstainReason]
+    ABSTAIN_REASON_NO_RELEVANT_SOURCES: _ClassVar[AbstainReason]
+    ABSTAIN_REASON_LOW_RETRIEVAL_CONFIDENCE: _ClassVar[AbstainReason]
+    ABSTAIN_REASON_UNSUPPORTED_BY_SOURCES: _ClassVar[AbstainReason]
+    ABSTAIN_REASON_BUDGET_EXCEEDED: _ClassVar[AbstainReason]
+    ABSTAIN_REASON_PROVIDER_ERROR: _ClassVar[AbstainReason]
+DOCUMENT_STATUS_UNSPECIFIED: DocumentStatus
+DOCUMENT_STATUS_QUEUED: DocumentStatus
+DOCUMENT_STATUS_PROCESSING: DocumentStatus
+DOCUMENT_STATUS_INDEXING: DocumentStatus
+DOCUMENT_STATUS_INDEXED: DocumentStatus
+DOCUMENT_STATUS_FAILED: DocumentStatus
+DOCUMENT_STATUS_DELETED: DocumentStatus
+JOB_STATUS_UNSPECIFIED: JobStatus
+JOB_STATUS_QUEUED: JobStatus
+JOB_STATUS_RUNNING: JobStatus
+JOB_STATUS_INDEXING: JobStatus
+JOB_STATUS_DONE: JobStatus
+JOB_STATUS_FAILED: JobStatus
+JOB_STATUS_DEDUPLICATED: JobStatus
+ANSWER_STATUS_UNSPECIFIED: AnswerStatus
+ANSWER_STATUS_ANSWERED: AnswerStatus
+ANSWER_STATUS_PARTIAL: AnswerStatus
+ANSWER_STATUS_ABSTAINED: AnswerStatus
+ABSTAIN_REASON_UNSPECIFIED: AbstainReason
+ABSTAIN_REASON_NO_RELEVANT_SOURCES: AbstainReason
+ABSTAIN_REASON_LOW_RETRIEVAL_CONFIDENCE: AbstainReason
+ABSTAIN_REASON_UNSUPPORTED_BY_SOURCES: AbstainReason
+ABSTAIN_REASON_BUDGET_EXCEEDED: AbstainReason
+ABSTAIN_REASON_PROVIDER_ERROR: AbstainReason
+
+class DocumentVersion(_message.Message):
+    __slots__ = ("version", "content_sha256", "size_bytes", "status", "chunk_count", "error", "job_id", "created_unix_ms")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    content_sha256: str
+    size_bytes: int
+    status: DocumentStatus
+    chunk_count: int
+    error: str
+    job_id: str
+    created_unix_ms: int
+    def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
+
+class DocumentRecord(_message.Message):
+    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "current_version", "indexed_version", "status", "versions", "updated_unix_ms")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_VERSION_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    title: str
+    source_name: str
+    content_type: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    current_version: int
+    indexed_version: int
+    status: DocumentStatus
+    versions: _containers.RepeatedCompositeFieldContainer[DocumentVersion]
+    updated_unix_ms: int
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., current_version: _Optional[int] = ..., indexed_version: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
+
+class JobRecord(_message.Message):
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "status", "chunks_total", "chunks_embedded", "error", "created_unix_ms", "updated_unix_ms")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    tenant: str
+    doc_id: str
+    version: int
+    status: JobStatus
+    chunks_total: int
+    chunks_embedded: int
+    error: str
+    created_unix_ms: int
+    updated_unix_ms: int
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
+
+class Chunk(_message.Message):
+    __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version")
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ORDINAL_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SECTION_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    CHAR_START_FIELD_NUMBER: _ClassVar[int]
+    CHAR_END_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    chunk_id: str
+    tenant: str
+    doc_id: str
+    version: int
+    ordinal: int
+    text: str
+    title: str
+    section: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    char_start: int
+    char_end: int
+    chunker_version: str
+    def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ...) -> None: ...
+
+class Hit(_message.Message):
+    __slots__ = ("chunk", "score", "dense_score", "dense_rank", "lexical_score", "lexical_rank", "rank", "dense_matched", "lexical_matched")
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    DENSE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    DENSE_RANK_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_RANK_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    DENSE_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    chunk: Chunk
+    score: float
+    dense_score: float
+    dense_rank: int
+    lexical_score: float
+    lexical_rank: int
+    rank: int
+    dense_matched: bool
+    lexical_matched: bool
+    def __init__(self, chunk: _Optional[_Union[Chunk, _Mapping]] = ..., score: _Optional[float] = ..., dense_score: _Optional[float] = ..., dense_rank: _Optional[int] = ..., lexical_score: _Optional[float] = ..., lexical_rank: _Optional[int] = ..., rank: _Optional[int] = ..., dense_matched: _Optional[bool] = ..., lexical_matched: _Optional[bool] = ...) -> None: ...
+
+class Citation(_message.Message):
+    __slots__ = ("source_number", "chunk_id", "doc_id", "score", "answer_start", "answer_end", "quote")
+    SOURCE_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_START_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_END_FIELD_NUMBER: _ClassVar[int]
+    QUOTE_FIELD_NUMBER: _ClassVar[int]
+    source_number: int
+    chunk_id: str
+    doc_id: str
+    score: float
+    answer_start: int
+    answer_end: int
+    quote: str
+    def __init__(self, source_number: _Optional[int] = ..., chunk_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., score: _Optional[float] = ..., answer_start: _Optional[int] = ..., answer_end: _Optional[int] = ..., quote: _Optional[str] = ...) -> None: ...
+
+class TokenUsage(_message.Message):
+    __slots__ = ("prompt_tokens", "completion_tokens", "embedding_tokens")
+    PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    prompt_tokens: int
+    completion_tokens: int
+    embedding_tokens: int
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., embedding_tokens: _Optional[int] = ...) -> None: ...
+
+class FusionParams(_message.Message):
+    __slots__ = ("method", "rrf_k", "candidate_depth")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    RRF_K_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    rrf_k: float
+    candidate_depth: int
+    def __init__(self, method: _Optional[str] = ..., rrf_k: _Optional[float] = ..., candidate_depth: _Optional[int] = ...) -> None: ...
+
+class AnswerManifest(_message.Message):
+    __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms")
+    class StageLatencyMsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_MODEL_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    trace_id: str
+    index_watermark: int
+    embedding_model_id: str
+    chunker_version: str
+    prompt_template_version: str
+    provider: str
+    provider_model: str
+    fusion: FusionParams
+    top_k: int
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    usage: TokenUsage
+    stage_latency_ms: _containers.ScalarMap[str, float]
+    def __init__(self, query_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_version: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., fusion: _Optional[_Union[FusionParams, _Mapping]] = ..., top_k: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., stage_latency_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...

@@ -1,0 +1,73 @@
+"""Prometheus metrics shared by every service: RPC latency by method and status, in-flight RPCs."""
+
+import time
+
+import grpc
+from prometheus_client import Gauge, Histogram
+
+RPC_LATENCY = Histogram(
+    "ragmesh_rpc_latency_seconds",
+    "Server-side latency of gRPC methods.",
+    ["service", "method", "code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RPC_IN_FLIGHT = Gauge("ragmesh_rpc_in_flight", "gRPC calls being served.", ["service", "method"])
+
+
+class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Times unary calls and the whole life of streaming calls."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        labels = (self.service, method)
+
+        def finish(start: float, context) -> None:
+            code = context.code() if hasattr(context, "code") else None
+            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            RPC_LATENCY.labels(*labels, name).observe(time.perf_counter() - start)
+            RPC_IN_FLIGHT.labels(*labels).dec()
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary_unary(request, context):
+                start = time.perf_counter()
+                RPC_IN_FLIGHT.labels(*labels).inc()
+                try:
+                    return await inner(request, context)
+                finally:
+                    finish(start, context)
+
+            return handler._replace(unary_unary=unary_unary)
+        if handler.unary_stream:
+            inner_us = handler.unary_stream
+
+            async def unary_stream(request, context):
+                start = time.perf_counter()
+                RPC_IN_FLIGHT.labels(*labels).inc()
+                try:
+                    async for item in inner_us(request, context):
+                        yield item
+                finally:
+                    finish(start, context)
+
+            return handler._replace(unary_stream=unary_stream)
+        if handler.stream_unary:
+            inner_su = handler.stream_unary
+
+            async def stream_unary(request_iterator, context):
+                start = time.perf_counter()
+                RPC_IN_FLIGHT.labels(*labels).inc()
+                try:
+                    return await inner_su(request_iterator, context)
+                finally:
+                    finish(start, context)
+
+            return handler._replace(stream_unary=stream_unary)
+        return handler

@@ -1,0 +1,147 @@
+"""NATS JetStream: connection, idempotent declaration of streams/KV/object store, traced publish."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.api import (
+    KeyValueConfig,
+    ObjectStoreConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ragmesh.nats")
+
+DAY = 86400.0
+
+# Work queue of ingestion jobs: rag.jobs.<tenant>
+STREAM_JOBS = StreamConfig(
+    name="RAG_JOBS",
+    subjects=["rag.jobs.>"],
+    retention=RetentionPolicy.WORK_QUEUE,
+    storage=StorageType.FILE,
+    duplicate_window=120.0,
+)
+# Ordered index events: rag.index.<tenant>; kept so a new replica or generation can replay them.
+STREAM_INDEX = StreamConfig(
+    name="RAG_INDEX",
+    subjects=["rag.index.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    duplicate_window=120.0,
+)
+# Lifecycle events: rag.events.indexed.<tenant>, rag.events.failed.<tenant>
+STREAM_EVENTS = StreamConfig(
+    name="RAG_EVENTS",
+    subjects=["rag.events.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=30 * DAY,
+)
+# Query audit: rag.audit.<tenant>
+STREAM_AUDIT = StreamConfig(
+    name="RAG_AUDIT",
+    subjects=["rag.audit.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=90 * DAY,
+)
+# Jobs that exhausted their deliveries, with the error: rag.dlq.<tenant>
+STREAM_DLQ = StreamConfig(
+    name="RAG_DLQ",
+    subjects=["rag.dlq.>"],
+    retention=RetentionPolicy.LIMITS,
+    storage=StorageType.FILE,
+    max_age=30 * DAY,
+)
+STREAMS = (STREAM_JOBS, STREAM_INDEX, STREAM_EVENTS, STREAM_AUDIT, STREAM_DLQ)
+
+KV_DOCS = "rag_docs"
+KV_JOBS = "rag_jobs"
+KV_KEYS = "rag_keys"
+OBJECTS_RAW = "rag_raw"
+
+
+async def connect(url: str, name: str) -> nats.NATS:
+    async def disconnected() -> None:
+        log.warning("nats disconnected")
+
+    async def reconnected() -> None:
+        log.info("nats reconnected")
+
+    return await nats.connect(
+        servers=[u.strip() for u in url.split(",")],
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.5,
+        disconnected_cb=disconnected,
+        reconnected_cb=reconnected,
+    )
+
+
+async def close(nc: nats.NATS, grace_seconds: float = 5.0) -> None:
+    """Drain subscriptions and flush pending publishes; give up quietly if the server is gone."""
+    try:
+        await asyncio.wait_for(nc.drain(), grace_seconds)
+    except Exception:
+        log.warning("nats did not drain cleanly; closing")
+        try:
+            await nc.close()
+        except Exception:
+            pass
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+async def ensure_all(js: JetStreamContext) -> None:
+    """Declare every stream, bucket and object store; safe to call from every service at start."""
+    for config in STREAMS:
+        await ensure_stream(js, config)
+    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1)):
+        await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE))
+    await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE))
+
+
+async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None = None, span_name: str = ""):
+    """Publish under a PRODUCER span, with the W3C trace context in the headers."""
+    with tracer.start_as_current_span(span_name or f"rag.nats.publish {subject}", kind=SpanKind.PRODUCER) as span:
+        span.set_attribute("messaging.system", "nats")
+        span.set_attribute("messaging.destination.name", subject)
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        if msg_id:
+            headers["Nats-Msg-Id"] = msg_id
+        ack = await js.publish(subject, payload, headers=headers)
+        span.set_attribute("messaging.nats.stream_sequence", ack.seq)
+        return ack
+
+
+@contextlib.contextmanager
+def consume_span(name: str, msg) -> Iterator[trace.Span]:
+    """A CONSUMER span continuing the trace carried in the message headers."""
+    context = propagate.extract(dict(msg.headers or {}))
+    with tracer.start_as_current_span(name, context=context, kind=SpanKind.CONSUMER) as span:
+        span.set_attribute("messaging.system", "nats")
+        span.set_attribute("messaging.destination.name", msg.subject)
+        yield span
+
+
+def delivery_count(msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:
+        return 1

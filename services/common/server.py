@@ -1,0 +1,88 @@
+"""gRPC service bootstrap: health (NOT_SERVING until warm), reflection, metrics, SIGTERM drain."""
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from opentelemetry.instrumentation.grpc import aio_server_interceptor
+from prometheus_client import start_http_server
+
+from services.common.config import ServiceSettings
+from services.common.logs import setup_logging
+from services.common.metrics import RpcMetricsInterceptor
+from services.common.telemetry import setup_tracing
+
+log = logging.getLogger(__name__)
+
+GRPC_MESSAGE_LIMIT = 64 * 1024 * 1024
+
+
+class Service:
+    """One service process. Subclasses register servicers, warm up in `start`, release in `stop`."""
+
+    name = "service"
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+
+    def register(self, server: grpc.aio.Server) -> Iterable[str]:
+        """Add servicers; return their full service names (for health and reflection)."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Heavy work (models, indexes, NATS). Health turns SERVING once it returns."""
+
+    async def stop(self) -> None:
+        """Release what `start` acquired, after in-flight RPCs have drained."""
+
+
+async def serve(service: Service, stop_event: asyncio.Event | None = None) -> None:
+    settings = service.settings
+    server = grpc.aio.server(
+        interceptors=[aio_server_interceptor(), RpcMetricsInterceptor(service.name)],
+        options=[
+            ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
+            ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),
+        ],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = list(service.register(server))
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    address = f"{settings.listen_host}:{settings.grpc_port}"
+    if server.add_insecure_port(address) == 0:
+        raise SystemExit(f"{service.name}: cannot bind {address}")
+    await server.start()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.listen_host)
+    log.info("listening", extra={"fields": {"address": address}})
+
+    stop_event = stop_event or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_event.set)
+
+    await service.start()
+    for name in ["", *names]:
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("serving")
+
+    await stop_event.wait()
+    log.info("draining", extra={"fields": {"grace_s": settings.drain_seconds}})
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.drain_seconds)
+    await service.stop()
+    log.info("stopped")
+
+
+def run(service_factory: Callable[[], Service]) -> None:
+    service = service_factory()
+    setup_logging(service.name, service.settings.log_level)
+    setup_tracing(service.name, service.settings.instance)
+    asyncio.run(serve(service))

@@ -1,0 +1,163 @@
+"""Micro-batching across concurrent requests, in two lanes.
+
+Requests are split into single texts, queued per lane, and grouped into batches of similar
+length bounded by a padded-token budget. The interactive lane is always served first: a query
+waits at most for the batch already running, never behind queued bulk work.
+"""
+
+import asyncio
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram
+from tokenizers import Encoding
+
+from services.embed.model import EmbeddingModel
+
+INTERACTIVE, BULK = "interactive", "bulk"
+
+BATCH_SIZE = Histogram(
+    "ragmesh_embed_batch_size", "Texts per inference batch.", ["lane"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256)
+)
+BATCH_TOKENS = Histogram(
+    "ragmesh_embed_batch_tokens",
+    "Padded tokens per inference batch.",
+    ["lane"],
+    buckets=(64, 256, 512, 1024, 2048, 4096, 8192, 16384),
+)
+QUEUE_DEPTH = Gauge("ragmesh_embed_queue_depth", "Texts waiting per lane.", ["lane"])
+LANE_LATENCY = Histogram(
+    "ragmesh_embed_latency_seconds",
+    "Embed request latency per lane.",
+    ["lane"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CACHE_REQUESTS = Counter("ragmesh_embed_cache_requests_total", "Query-cache lookups.", ["result"])
+EMBEDDED_TOKENS = Counter("ragmesh_embed_tokens_total", "Tokens embedded.", ["lane"])
+
+
+class QueueFull(Exception):
+    def __init__(self, lane: str, retry_after_ms: int) -> None:
+        super().__init__(f"the {lane} embedding queue is full; retry in {retry_after_ms} ms")
+        self.lane = lane
+        self.retry_after_ms = retry_after_ms
+
+
+@dataclass
+class _Item:
+    encoding: Encoding
+    future: asyncio.Future
+    enqueued: float = field(default_factory=time.perf_counter)
+
+    @property
+    def length(self) -> int:
+        return len(self.encoding.ids)
+
+
+def plan_batch(items: list[_Item], token_budget: int) -> list[_Item]:
+    """Pick a batch: the longest waiting texts first, as many as fit the padded budget.
+    Sorting by length keeps padding small; every item is taken eventually as the lane drains."""
+    ordered = sorted(items, key=lambda i: i.length, reverse=True)
+    width = ordered[0].length
+    count = max(1, min(len(ordered), token_budget // max(width, 1)))
+    return ordered[:count]
+
+
+class LRUCache:
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.data: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def get(self, key: str) -> np.ndarray | None:
+        value = self.data.get(key)
+        if value is not None:
+            self.data.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self.data[key] = value
+        self.data.move_to_end(key)
+        while len(self.data) > self.capacity:
+            self.data.popitem(last=False)
+
+
+class Batcher:
+    def __init__(self, model: EmbeddingModel, token_budget: int, queue_limit: int, cache_size: int = 4096):
+        self.model = model
+        self.token_budget = token_budget
+        self.queue_limit = queue_limit
+        self.lanes: dict[str, list[_Item]] = {INTERACTIVE: [], BULK: []}
+        self.cache = LRUCache(cache_size)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._tokens_per_s = 4000.0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def embed(self, texts: list[str], lane: str) -> tuple[np.ndarray, int]:
+        """Vectors for texts (rows in order) and the number of tokens they took."""
+        started = time.perf_counter()
+        keys = [f"{self.model.model_id}:{t}" for t in texts] if lane == INTERACTIVE else []
+        cached = [self.cache.get(k) for k in keys] if keys else [None] * len(texts)
+        if keys:
+            hits = sum(v is not None for v in cached)
+            CACHE_REQUESTS.labels("hit").inc(hits)
+            CACHE_REQUESTS.labels("miss").inc(len(texts) - hits)
+        missing = [i for i, v in enumerate(cached) if v is None]
+        if len(self.lanes[lane]) + len(missing) > self.queue_limit:
+            backlog = sum(i.length for i in self.lanes[lane])
+            raise QueueFull(lane, int(1000 * backlog / self._tokens_per_s) + 50)
+        encodings = self.model.tokenize([texts[i] for i in missing]) if missing else []
+        loop = asyncio.get_running_loop()
+        items = [_Item(e, loop.create_future()) for e in encodings]
+        self.lanes[lane].extend(items)
+        QUEUE_DEPTH.labels(lane).set(len(self.lanes[lane]))
+        self._wake.set()
+        vectors = await asyncio.gather(*(i.future for i in items))
+        for index, vector in zip(missing, vectors, strict=True):
+            cached[index] = vector
+            if keys:
+                self.cache.put(keys[index], vector)
+        LANE_LATENCY.labels(lane).observe(time.perf_counter() - started)
+        tokens = sum(len(e.ids) for e in encodings)
+        return np.stack(cached) if cached else np.zeros((0, self.model.dimension), np.float32), tokens
+
+    async def _run(self) -> None:
+        while True:
+            lane = INTERACTIVE if self.lanes[INTERACTIVE] else BULK if self.lanes[BULK] else None
+            if lane is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = plan_batch(self.lanes[lane], self.token_budget)
+            taken = {id(i) for i in batch}
+            self.lanes[lane] = [i for i in self.lanes[lane] if id(i) not in taken]
+            QUEUE_DEPTH.labels(lane).set(len(self.lanes[lane]))
+            width = max(i.length for i in batch)
+            BATCH_SIZE.labels(lane).observe(len(batch))
+            BATCH_TOKENS.labels(lane).observe(width * len(batch))
+            started = time.perf_counter()
+            try:
+                vectors = await asyncio.to_thread(self.model.embed_encodings, [i.encoding for i in batch])
+            except Exception as exc:  # a failed batch fails its callers, never the loop
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            elapsed = max(time.perf_counter() - started, 1e-6)
+            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (width * len(batch) / elapsed)
+            EMBEDDED_TOKENS.labels(lane).inc(sum(i.length for i in batch))
+            for item, vector in zip(batch, vectors, strict=True):
+                if not item.future.done():
+                    item.future.set_result(vector)

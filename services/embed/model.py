@@ -1,0 +1,70 @@
+"""The embedding model: ONNX Runtime + `tokenizers`, mean pooling, L2 normalisation."""
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer
+
+from services.common.tokenizer import load_tokenizer
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class EmbeddingModel:
+    model_path: Path
+    tokenizer_path: Path
+    name: str
+    max_tokens: int = 256
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        self.session: ort.InferenceSession | None = None
+        self.tokenizer: Tokenizer | None = None
+        self.model_id = ""
+        self.dimension = 0
+
+    def load(self) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.dimension = int(self.session.get_outputs()[0].shape[-1])
+        self.tokenizer = load_tokenizer(self.tokenizer_path, self.max_tokens)
+        self.model_id = f"{self.name}@sha256:{file_sha256(self.model_path)}"
+
+    def tokenize(self, texts: list[str]) -> list[Encoding]:
+        return self.tokenizer.encode_batch(texts, add_special_tokens=True)
+
+    def embed_encodings(self, encodings: list[Encoding]) -> np.ndarray:
+        """One forward pass; rows are independent of their neighbours (masked padding)."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, encoding in enumerate(encodings):
+            n = len(encoding.ids)
+            ids[row, :n] = encoding.ids
+            mask[row, :n] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return self.embed_encodings(self.tokenize(texts))

@@ -1,0 +1,81 @@
+"""API keys: stored by sha256 in NATS KV, mapped to tenant, principals and role."""
+
+import hashlib
+import secrets
+import time
+
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+from rag.v1 import gateway_pb2
+
+KEY_PREFIX = "rmk_"
+RANK = {gateway_pb2.ROLE_READER: 1, gateway_pb2.ROLE_WRITER: 2, gateway_pb2.ROLE_ADMIN: 3}
+
+# The least role each method needs.
+METHOD_ROLES = {
+    "Search": gateway_pb2.ROLE_READER,
+    "Ask": gateway_pb2.ROLE_READER,
+    "GetJob": gateway_pb2.ROLE_READER,
+    "GetDocument": gateway_pb2.ROLE_READER,
+    "ListDocuments": gateway_pb2.ROLE_READER,
+    "IngestDocument": gateway_pb2.ROLE_WRITER,
+    "DeleteDocument": gateway_pb2.ROLE_WRITER,
+    "CreateApiKey": gateway_pb2.ROLE_ADMIN,
+}
+
+
+def key_hash(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def key_from_metadata(metadata) -> str:
+    for name, value in metadata or ():
+        if name == "x-api-key":
+            return value
+        if name == "authorization" and value.lower().startswith("bearer "):
+            return value[7:].strip()
+    return ""
+
+
+def allowed(role: int, method: str) -> bool:
+    return RANK.get(role, 0) >= RANK[METHOD_ROLES[method]]
+
+
+class KeyStore:
+    def __init__(self, kv: KeyValue) -> None:
+        self.kv = kv
+
+    async def lookup(self, api_key: str) -> gateway_pb2.ApiKeyRecord | None:
+        if not api_key:
+            return None
+        try:
+            entry = await self.kv.get(key_hash(api_key))
+        except KeyNotFoundError:
+            return None
+        record = gateway_pb2.ApiKeyRecord.FromString(entry.value) if entry.value else None
+        return None if record is None or record.revoked else record
+
+    async def add(
+        self, key_sha256: str, tenant: str, principals: list[str], role: int, description: str = ""
+    ) -> gateway_pb2.ApiKeyRecord:
+        record = gateway_pb2.ApiKeyRecord(
+            key_id=key_sha256[:12],
+            key_sha256=key_sha256,
+            tenant=tenant,
+            principals=principals,
+            role=role,
+            description=description,
+            created_unix_ms=int(time.time() * 1000),
+        )
+        await self.kv.put(key_sha256, record.SerializeToString())
+        return record
+
+    async def ensure(self, key_sha256: str, tenant: str, principals: list[str], role: int, description: str):
+        try:
+            await self.kv.get(key_sha256)
+        except KeyNotFoundError:
+            await self.add(key_sha256, tenant, principals, role, description)

@@ -1,0 +1,314 @@
+"""Gateway: the only public API. Authenticates, routes, orchestrates search -> generate, audits."""
+
+import logging
+import time
+import uuid
+
+import grpc
+from opentelemetry import trace
+from rag.v1 import (
+    events_pb2,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    generate_pb2,
+    generate_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    retrieve_pb2,
+    retrieve_pb2_grpc,
+    types_pb2,
+)
+
+from services.common import natsio
+from services.common.clients import channel
+from services.common.config import GatewaySettings
+from services.common.ids import valid_doc_id, valid_tenant
+from services.common.server import Service, run
+from services.common.telemetry import current_trace_id
+from services.gateway.auth import KeyStore, allowed, key_from_metadata, key_hash, new_key
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ragmesh.gateway")
+
+CHUNKER_VERSION_UNKNOWN = ""
+
+
+class Downstream(Exception):
+    def __init__(self, error: grpc.aio.AioRpcError) -> None:
+        self.error = error
+
+
+class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
+    name = "gateway"
+
+    def register(self, server):
+        gateway_pb2_grpc.add_GatewayServiceServicer_to_server(self, server)
+        return [gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name]
+
+    async def start(self) -> None:
+        s: GatewaySettings = self.settings
+        self.nc = await natsio.connect(s.nats_url, "gateway")
+        self.js = self.nc.jetstream()
+        await natsio.ensure_all(self.js)
+        self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
+        if s.bootstrap_key_sha256:
+            await self.keys.ensure(
+                s.bootstrap_key_sha256, "default", ["admin"], gateway_pb2.ROLE_ADMIN, "bootstrap admin key"
+            )
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(channel(s.ingest_addr))
+        self.retrieve = retrieve_pb2_grpc.RetrieveServiceStub(channel(s.retrieve_addr))
+        self.generate = generate_pb2_grpc.GenerateServiceStub(channel(s.generate_addr))
+
+    async def stop(self) -> None:
+        await natsio.close(self.nc)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _caller(self, context, method: str) -> gateway_pb2.ApiKeyRecord:
+        record = await self.keys.lookup(key_from_metadata(context.invocation_metadata()))
+        if record is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key: send it as `x-api-key` metadata"
+            )
+        if not allowed(record.role, method):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} needs a {'writer' if method in ('IngestDocument', 'DeleteDocument') else 'admin'}"
+                f" key; this key is {gateway_pb2.Role.Name(record.role).removeprefix('ROLE_').lower()}",
+            )
+        trace.get_current_span().set_attribute("rag.tenant", record.tenant)
+        return record
+
+    def _timeout(self, context) -> float:
+        remaining = context.time_remaining()
+        default = self.settings.request_timeout_seconds
+        return default if remaining is None else max(0.001, min(remaining, default * 10))
+
+    async def _call(self, context, rpc, request):
+        try:
+            return await rpc(request, timeout=self._timeout(context))
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details())
+
+    async def _check_query(self, context, text: str, top_k: int) -> int:
+        s = self.settings
+        if not text.strip():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the question is empty")
+        if len(text) > s.max_question_chars:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the question has {len(text)} characters; the limit is {s.max_question_chars}",
+            )
+        if top_k > s.max_top_k:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"top_k {top_k} is above the limit {s.max_top_k}")
+        return top_k or s.default_top_k
+
+    # -- documents -----------------------------------------------------------------------------
+
+    async def IngestDocument(self, request_iterator, context):
+        caller = await self._caller(context, "IngestDocument")
+        limit = self.settings.max_document_bytes
+        header, parts, size = None, [], 0
+        async for message in request_iterator:
+            if message.HasField("header"):
+                if header is not None:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the header was sent twice")
+                header = message.header
+            else:
+                if header is None:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send the header before the data")
+                size += len(message.data)
+                if size > limit:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"the document is larger than the limit of {limit} bytes"
+                    )
+                parts.append(message.data)
+        if header is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header: the first message names the document")
+        if not valid_doc_id(header.doc_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "doc_id must be 1-512 printable characters")
+        response = await self._call(
+            context,
+            self.ingest.Submit,
+            ingest_pb2.SubmitRequest(
+                tenant=caller.tenant,
+                doc_id=header.doc_id,
+                title=header.title,
+                source_name=header.source_name,
+                content_type=header.content_type,
+                acl=list(header.acl),
+                metadata=dict(header.metadata),
+                content=b"".join(parts),
+            ),
+        )
+        return gateway_pb2.IngestDocumentResponse(
+            job_id=response.job_id,
+            doc_id=response.doc_id,
+            version=response.version,
+            deduplicated=response.deduplicated,
+            content_sha256=response.content_sha256,
+        )
+
+    async def GetJob(self, request, context):
+        caller = await self._caller(context, "GetJob")
+        response = await self._call(
+            context,
+            self.ingest.GetIngestJob,
+            ingest_pb2.GetIngestJobRequest(tenant=caller.tenant, job_id=request.job_id),
+        )
+        return gateway_pb2.GetJobResponse(job=response.job)
+
+    async def GetDocument(self, request, context):
+        caller = await self._caller(context, "GetDocument")
+        response = await self._call(
+            context,
+            self.ingest.GetDocumentRecord,
+            ingest_pb2.GetDocumentRecordRequest(tenant=caller.tenant, doc_id=request.doc_id),
+        )
+        return gateway_pb2.GetDocumentResponse(document=response.document)
+
+    async def ListDocuments(self, request, context):
+        caller = await self._caller(context, "ListDocuments")
+        response = await self._call(
+            context,
+            self.ingest.ListDocumentRecords,
+            ingest_pb2.ListDocumentRecordsRequest(tenant=caller.tenant, include_deleted=request.include_deleted),
+        )
+        return gateway_pb2.ListDocumentsResponse(documents=response.documents)
+
+    async def DeleteDocument(self, request, context):
+        caller = await self._caller(context, "DeleteDocument")
+        response = await self._call(
+            context,
+            self.ingest.RemoveDocument,
+            ingest_pb2.RemoveDocumentRequest(tenant=caller.tenant, doc_id=request.doc_id),
+        )
+        return gateway_pb2.DeleteDocumentResponse(document=response.document)
+
+    # -- search and answers --------------------------------------------------------------------
+
+    def _retrieve_request(self, caller, query: str, top_k: int, fusion, doc_ids=()) -> retrieve_pb2.RetrieveRequest:
+        return retrieve_pb2.RetrieveRequest(
+            tenant=caller.tenant,
+            principals=list(caller.principals),
+            query=query,
+            top_k=top_k,
+            fusion=fusion,
+            doc_ids=list(doc_ids),
+        )
+
+    async def Search(self, request, context):
+        caller = await self._caller(context, "Search")
+        top_k = await self._check_query(context, request.query, request.top_k)
+        response = await self._call(
+            context,
+            self.retrieve.Retrieve,
+            self._retrieve_request(caller, request.query, top_k, request.fusion, request.doc_ids),
+        )
+        return gateway_pb2.SearchResponse(
+            query_id=uuid.uuid4().hex,
+            hits=response.hits,
+            index_watermark=response.index_watermark,
+            embedding_model_id=response.embedding_model_id,
+            fusion=response.fusion,
+        )
+
+    async def Ask(self, request, context):
+        caller = await self._caller(context, "Ask")
+        top_k = await self._check_query(context, request.question, request.top_k)
+        query_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        span = trace.get_current_span()
+        span.set_attribute("rag.query_id", query_id)
+        retrieved = await self._call(
+            context, self.retrieve.Retrieve, self._retrieve_request(caller, request.question, top_k, request.fusion)
+        )
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        final = None
+        try:
+            stream = self.generate.Generate(
+                generate_pb2.GenerateRequest(query_id=query_id, question=request.question, hits=retrieved.hits),
+                timeout=self._timeout(context),
+            )
+            async for message in stream:
+                if message.HasField("final"):
+                    final = message.final
+                else:
+                    yield gateway_pb2.AskResponse(delta=message.delta)
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details())
+        total_ms = (time.perf_counter() - started) * 1000
+        chunker = retrieved.hits[0].chunk.chunker_version if retrieved.hits else CHUNKER_VERSION_UNKNOWN
+        manifest = types_pb2.AnswerManifest(
+            query_id=query_id,
+            trace_id=current_trace_id(),
+            index_watermark=retrieved.index_watermark,
+            embedding_model_id=retrieved.embedding_model_id,
+            chunker_version=chunker,
+            prompt_template_version=final.prompt_template_version,
+            provider=final.provider,
+            provider_model=final.provider_model,
+            fusion=retrieved.fusion,
+            top_k=top_k,
+            hits=retrieved.hits,
+            usage=types_pb2.TokenUsage(
+                prompt_tokens=final.usage.prompt_tokens,
+                completion_tokens=final.usage.completion_tokens,
+                embedding_tokens=retrieved.query_tokens,
+            ),
+            stage_latency_ms={"retrieve": retrieve_ms, "generate": total_ms - retrieve_ms, "total": total_ms},
+        )
+        answer = gateway_pb2.AskFinal(
+            answer=final.answer,
+            status=final.status,
+            abstain_reason=final.abstain_reason,
+            confidence=final.confidence,
+            citations=final.citations,
+            manifest=manifest,
+        )
+        await self._audit(caller, request.question, "Ask", answer, total_ms)
+        yield gateway_pb2.AskResponse(final=answer)
+
+    async def _audit(self, caller, question: str, method: str, answer: gateway_pb2.AskFinal, latency_ms: float):
+        event = events_pb2.QueryAudit(
+            query_id=answer.manifest.query_id,
+            tenant=caller.tenant,
+            key_id=caller.key_id,
+            question=question,
+            method=method,
+            manifest=answer.manifest,
+            answer=answer.answer,
+            status=answer.status,
+            abstain_reason=answer.abstain_reason,
+            confidence=answer.confidence,
+            latency_ms=latency_ms,
+            created_unix_ms=int(time.time() * 1000),
+        )
+        try:
+            await natsio.publish(
+                self.js, f"rag.audit.{caller.tenant}", event.SerializeToString(), msg_id=answer.manifest.query_id
+            )
+        except Exception:  # the answer is already made; a lost audit is logged loudly, not returned as an error
+            log.exception("query audit not published", extra={"fields": {"query_id": answer.manifest.query_id}})
+
+    # -- keys ----------------------------------------------------------------------------------
+
+    async def CreateApiKey(self, request, context):
+        await self._caller(context, "CreateApiKey")
+        if not valid_tenant(request.tenant):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"tenant {request.tenant!r} is not valid: use 1-63 of a-z, 0-9, '_' and '-'",
+            )
+        role = request.role or gateway_pb2.ROLE_READER
+        api_key = new_key()
+        record = await self.keys.add(
+            key_hash(api_key), request.tenant, list(request.principals), role, request.description
+        )
+        return gateway_pb2.CreateApiKeyResponse(
+            api_key=api_key, key_id=record.key_id, tenant=record.tenant, role=record.role
+        )
+
+
+def main() -> None:
+    run(lambda: GatewayService(GatewaySettings()))

@@ -1,0 +1,3 @@
+from services.generate.server import main
+
+main()

@@ -1,0 +1,81 @@
+"""Follows index lifecycle events so the registry says `indexed` (or `failed`) when retrieve is done."""
+
+import asyncio
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from rag.v1 import events_pb2, types_pb2
+
+from services.common import natsio
+from services.ingest.registry import Registry, version_entry
+from services.ingest.worker import mark_failed
+
+log = logging.getLogger(__name__)
+DURABLE = "ingest-lifecycle"
+
+
+class LifecycleFollower:
+    def __init__(self, js: JetStreamContext, registry: Registry) -> None:
+        self.js, self.registry = js, registry
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30.0
+        )
+        self.sub = await self.js.pull_subscribe(
+            "rag.events.>", durable=DURABLE, stream=natsio.STREAM_EVENTS.name, config=config
+        )
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self.sub.fetch(batch=64, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception:
+                log.exception("lifecycle fetch failed")
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                try:
+                    with natsio.consume_span("rag.ingest.lifecycle", msg):
+                        await self.apply(msg.subject, msg.data)
+                    await msg.ack()
+                except Exception:
+                    log.exception("lifecycle event failed; it will be redelivered")
+                    await msg.nak(delay=1.0)
+
+    async def apply(self, subject: str, data: bytes) -> None:
+        if subject.startswith("rag.events.indexed."):
+            event = events_pb2.DocumentIndexed.FromString(data)
+
+            def change(record):
+                if record is None:
+                    return None
+                entry = version_entry(record, event.version)
+                if entry is not None:
+                    entry.status = types_pb2.DOCUMENT_STATUS_INDEXED
+                    entry.chunk_count = event.chunk_count
+                if record.status != types_pb2.DOCUMENT_STATUS_DELETED and event.version >= record.indexed_version:
+                    record.indexed_version = event.version
+                    if record.current_version == event.version:
+                        record.status = types_pb2.DOCUMENT_STATUS_INDEXED
+                return record
+
+            await self.registry.mutate(event.tenant, event.doc_id, change)
+            await self.registry.update_job(event.job_id, status=types_pb2.JOB_STATUS_DONE)
+        elif subject.startswith("rag.events.failed."):
+            event = events_pb2.DocumentFailed.FromString(data)
+            record, _ = await self.registry.get(event.tenant, event.doc_id)
+            job = await self.registry.get_job(event.job_id)
+            version = job.version if job else (record.current_version if record else 0)
+            await mark_failed(self.registry, event.tenant, event.doc_id, version, event.job_id, event.error)

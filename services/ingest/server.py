@@ -1,0 +1,194 @@
+"""Ingest service: accepts documents off the request path and owns the registry and the workers."""
+
+import uuid
+
+import grpc
+from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
+
+from services.common import natsio
+from services.common.clients import channel
+from services.common.config import IngestSettings
+from services.common.ids import sha256_hex, token, valid_doc_id, valid_tenant
+from services.common.server import Service, run
+from services.common.tokenizer import load_tokenizer, token_counter
+from services.ingest.events import LifecycleFollower
+from services.ingest.registry import Registry, now_ms
+from services.ingest.worker import IngestWorker
+
+
+class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
+    name = "ingest"
+
+    def register(self, server):
+        ingest_pb2_grpc.add_IngestServiceServicer_to_server(self, server)
+        return [ingest_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name]
+
+    async def start(self) -> None:
+        s: IngestSettings = self.settings
+        count = token_counter(load_tokenizer(s.tokenizer_path, s.max_tokens))
+        self.nc = await natsio.connect(s.nats_url, "ingest")
+        self.js = self.nc.jetstream()
+        await natsio.ensure_all(self.js)
+        self.registry = Registry(await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS))
+        self.objects = await self.js.object_store(natsio.OBJECTS_RAW)
+        embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr))
+        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count)
+        self.follower = LifecycleFollower(self.js, self.registry)
+        await self.worker.start()
+        await self.follower.start()
+
+    async def stop(self) -> None:
+        await self.worker.stop()
+        await self.follower.stop()
+        await natsio.close(self.nc)
+
+    async def _require(self, context, tenant: str, doc_id: str | None = None) -> None:
+        if not valid_tenant(tenant):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"tenant {tenant!r} is not valid: use 1-63 of a-z, 0-9, '_' and '-'"
+            )
+        if doc_id is not None and not valid_doc_id(doc_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "doc_id must be 1-512 printable characters")
+
+    async def Submit(self, request, context):
+        await self._require(context, request.tenant, request.doc_id)
+        size = len(request.content)
+        if size == 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the document is empty")
+        if size > self.settings.max_document_bytes:
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"the document has {size} bytes; the limit is {self.settings.max_document_bytes}",
+            )
+        digest = sha256_hex(request.content)
+        existing, _ = await self.registry.get(request.tenant, request.doc_id)
+        if existing is not None and existing.status != types_pb2.DOCUMENT_STATUS_DELETED:
+            current = existing.versions[-1] if existing.versions else None
+            if (
+                current is not None
+                and current.content_sha256 == digest
+                and current.status != types_pb2.DOCUMENT_STATUS_FAILED
+            ):
+                return ingest_pb2.SubmitResponse(
+                    job_id=current.job_id,
+                    doc_id=request.doc_id,
+                    version=current.version,
+                    deduplicated=True,
+                    content_sha256=digest,
+                )
+
+        object_name = f"{request.tenant}/{token(request.doc_id)}/{digest}"
+        await self.objects.put(object_name, request.content)
+        job_id = uuid.uuid4().hex
+        created: dict[str, int] = {}
+
+        def change(record):
+            record = record or types_pb2.DocumentRecord(tenant=request.tenant, doc_id=request.doc_id)
+            version = max([v.version for v in record.versions], default=0) + 1
+            record.title = request.title or record.title
+            record.source_name = request.source_name or record.source_name
+            record.content_type = request.content_type or record.content_type
+            del record.acl[:]
+            record.acl.extend(request.acl or ["public"])
+            record.metadata.clear()
+            record.metadata.update(request.metadata)
+            record.current_version = version
+            record.status = types_pb2.DOCUMENT_STATUS_QUEUED
+            record.versions.append(
+                types_pb2.DocumentVersion(
+                    version=version,
+                    content_sha256=digest,
+                    size_bytes=size,
+                    status=types_pb2.DOCUMENT_STATUS_QUEUED,
+                    job_id=job_id,
+                    created_unix_ms=now_ms(),
+                )
+            )
+            created["version"] = version
+            return record
+
+        record = await self.registry.mutate(request.tenant, request.doc_id, change)
+        version = created["version"]
+        await self.registry.put_job(
+            types_pb2.JobRecord(
+                job_id=job_id,
+                tenant=request.tenant,
+                doc_id=request.doc_id,
+                version=version,
+                status=types_pb2.JOB_STATUS_QUEUED,
+                created_unix_ms=now_ms(),
+            )
+        )
+        job = events_pb2.IngestJob(
+            job_id=job_id,
+            tenant=request.tenant,
+            doc_id=request.doc_id,
+            version=version,
+            content_sha256=digest,
+            object_name=object_name,
+            content_type=request.content_type,
+            source_name=request.source_name,
+            title=record.title,
+            acl=list(record.acl),
+            metadata=dict(request.metadata),
+        )
+        # The version is part of the id: A -> B -> A within the duplicate window is three real jobs.
+        await natsio.publish(
+            self.js,
+            f"rag.jobs.{request.tenant}",
+            job.SerializeToString(),
+            msg_id=f"{request.tenant}/{token(request.doc_id)}/{version}/{digest}",
+            span_name="rag.ingest.enqueue",
+        )
+        return ingest_pb2.SubmitResponse(
+            job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
+        )
+
+    async def GetIngestJob(self, request, context):
+        await self._require(context, request.tenant)
+        job = await self.registry.get_job(request.job_id) if request.job_id else None
+        if job is None or job.tenant != request.tenant:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no job {request.job_id!r}")
+        return ingest_pb2.GetIngestJobResponse(job=job)
+
+    async def GetDocumentRecord(self, request, context):
+        await self._require(context, request.tenant, request.doc_id)
+        record, _ = await self.registry.get(request.tenant, request.doc_id)
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
+        return ingest_pb2.GetDocumentRecordResponse(document=record)
+
+    async def ListDocumentRecords(self, request, context):
+        await self._require(context, request.tenant)
+        records = await self.registry.list(request.tenant)
+        if not request.include_deleted:
+            records = [r for r in records if r.status != types_pb2.DOCUMENT_STATUS_DELETED]
+        return ingest_pb2.ListDocumentRecordsResponse(documents=records)
+
+    async def RemoveDocument(self, request, context):
+        await self._require(context, request.tenant, request.doc_id)
+
+        def change(record):
+            if record is None:
+                return None
+            record.status = types_pb2.DOCUMENT_STATUS_DELETED
+            record.indexed_version = 0
+            return record
+
+        record = await self.registry.mutate(request.tenant, request.doc_id, change)
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
+        event = events_pb2.IndexBatch(
+            tenant=request.tenant, doc_id=request.doc_id, remove=events_pb2.RemoveDocumentChunks()
+        )
+        await natsio.publish(
+            self.js,
+            f"rag.index.{request.tenant}",
+            event.SerializeToString(),
+            msg_id=f"{request.tenant}/{token(request.doc_id)}/remove/{record.updated_unix_ms}",
+        )
+        return ingest_pb2.RemoveDocumentResponse(document=record)
+
+
+def main() -> None:
+    run(lambda: IngestService(IngestSettings()))

@@ -1,0 +1,251 @@
+"""Ingestion worker: pull jobs from the work queue, parse, chunk, embed (bulk lane), emit index events.
+
+Explicit acks; a job in progress keeps extending its ack deadline; a transient failure is retried
+with backoff; a bad document, or a job out of attempts, is dead-lettered with its reason and the
+registry says `failed`. Nothing is dropped silently.
+"""
+
+import asyncio
+import logging
+
+import grpc
+import numpy as np
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.object_store import ObjectStore
+from opentelemetry import trace
+from rag.v1 import embed_pb2, events_pb2, types_pb2
+
+from services.common import natsio
+from services.common.config import IngestSettings
+from services.common.ids import chunk_id, token
+from services.ingest.chunker import CHUNKER_VERSION, chunk_document
+from services.ingest.document import DocumentError
+from services.ingest.parsers import parse
+from services.ingest.registry import Registry, version_entry
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ragmesh.ingest")
+
+DURABLE = "ingest-workers"
+
+
+class Superseded(Exception):
+    """A newer version (or a delete) arrived while this job waited: its work is moot."""
+
+
+class IngestWorker:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        registry: Registry,
+        objects: ObjectStore,
+        embed,
+        settings: IngestSettings,
+        count_tokens,
+    ) -> None:
+        self.js, self.registry, self.objects, self.embed = js, registry, objects, embed
+        self.settings = settings
+        self.count_tokens = count_tokens
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=DURABLE,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.settings.job_ack_wait_seconds,
+            max_deliver=self.settings.max_deliveries,
+            max_ack_pending=1000,
+        )
+        self.sub = await self.js.pull_subscribe(
+            "rag.jobs.>", durable=DURABLE, stream=natsio.STREAM_JOBS.name, config=config
+        )
+        self._tasks = [asyncio.create_task(self._loop()) for _ in range(self.settings.worker_concurrency)]
+
+    async def stop(self) -> None:
+        """Stop taking jobs; let the ones in hand finish."""
+        self._stopping.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self.sub.fetch(batch=1, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception:
+                log.exception("job fetch failed")
+                await asyncio.sleep(1.0)
+                continue
+            for msg in msgs:
+                await self.handle(msg)
+
+    async def handle(self, msg) -> None:
+        try:
+            job = events_pb2.IngestJob.FromString(msg.data)
+        except Exception:
+            log.error("undecodable job dead-lettered", extra={"fields": {"subject": msg.subject}})
+            await natsio.publish(self.js, "rag.dlq.unknown", msg.data)
+            await msg.ack()
+            return
+        attempt = natsio.delivery_count(msg)
+        with natsio.consume_span("rag.ingest.job", msg) as span:
+            span.set_attribute("rag.tenant", job.tenant)
+            span.set_attribute("rag.doc_id", job.doc_id)
+            span.set_attribute("rag.version", job.version)
+            span.set_attribute("rag.attempt", attempt)
+            try:
+                await self.process(job, msg)
+                await msg.ack()
+            except Superseded as exc:
+                await self.registry.update_job(job.job_id, status=types_pb2.JOB_STATUS_DONE, error=str(exc))
+                await msg.ack()
+            except DocumentError as exc:
+                await self.fail(job, str(exc), attempt)
+                await msg.ack()
+            except Exception as exc:
+                span.record_exception(exc)
+                reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc) or type(exc).__name__
+                if attempt >= self.settings.max_deliveries:
+                    await self.fail(job, f"gave up after {attempt} attempts: {reason}", attempt)
+                    await msg.ack()
+                else:
+                    log.warning("job failed, will retry", extra={"fields": {"job_id": job.job_id, "error": reason}})
+                    await msg.nak(delay=min(30.0, 2.0**attempt))
+
+    async def fail(self, job: events_pb2.IngestJob, reason: str, attempt: int) -> None:
+        event = events_pb2.DocumentFailed(
+            tenant=job.tenant,
+            doc_id=job.doc_id,
+            version=job.version,
+            job_id=job.job_id,
+            error=reason,
+            deliveries=attempt,
+        )
+        await natsio.publish(self.js, f"rag.dlq.{job.tenant}", event.SerializeToString())
+        await mark_failed(self.registry, job.tenant, job.doc_id, job.version, job.job_id, reason)
+        log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
+
+    async def _check_current(self, job: events_pb2.IngestJob) -> None:
+        record, _ = await self.registry.get(job.tenant, job.doc_id)
+        if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
+            raise Superseded("the document was deleted")
+        if record.current_version != job.version:
+            raise Superseded(f"superseded by version {record.current_version}")
+
+    async def _set_status(self, job, doc_status, job_status, **job_fields) -> None:
+        def change(record):
+            if record is None or record.current_version != job.version:
+                return None
+            record.status = doc_status
+            entry = version_entry(record, job.version)
+            if entry is not None:
+                entry.status = doc_status
+                if "chunks_total" in job_fields:
+                    entry.chunk_count = job_fields["chunks_total"]
+            return record
+
+        await self.registry.mutate(job.tenant, job.doc_id, change)
+        await self.registry.update_job(job.job_id, status=job_status, **job_fields)
+
+    async def process(self, job: events_pb2.IngestJob, msg) -> None:
+        await self._check_current(job)
+        await self._set_status(job, types_pb2.DOCUMENT_STATUS_PROCESSING, types_pb2.JOB_STATUS_RUNNING)
+        result = await self.objects.get(job.object_name)
+        data = result.data
+        with tracer.start_as_current_span("rag.ingest.parse") as span:
+            parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
+            span.set_attribute("rag.bytes", len(data))
+        s = self.settings
+        with tracer.start_as_current_span("rag.ingest.chunk") as span:
+            drafts = await asyncio.to_thread(
+                chunk_document, parsed, self.count_tokens, s.chunk_target_tokens, s.chunk_overlap_tokens, s.max_tokens
+            )
+            span.set_attribute("rag.chunks", len(drafts))
+        if len(drafts) > s.max_chunks_per_document:
+            raise DocumentError(f"the document makes {len(drafts)} chunks; the limit is {s.max_chunks_per_document}")
+        await self.registry.update_job(job.job_id, chunks_total=len(drafts))
+        title = job.title or parsed.title
+        subject = f"rag.index.{job.tenant}"
+        base_id = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
+        model_id = ""
+        for number, start in enumerate(range(0, len(drafts), s.embed_batch_size)):
+            batch = drafts[start : start + s.embed_batch_size]
+            with tracer.start_as_current_span("rag.ingest.embed") as span:
+                response = await self._embed([d.embed_text for d in batch])
+                span.set_attribute("rag.batch.size", len(batch))
+                span.set_attribute("rag.tokens", response.tokens)
+            if model_id and response.model_id != model_id:
+                raise RuntimeError(f"the embedding model changed mid-document ({model_id} -> {response.model_id})")
+            model_id = response.model_id
+            chunks = [
+                types_pb2.Chunk(
+                    chunk_id=chunk_id(job.tenant, job.doc_id, job.version, d.ordinal),
+                    tenant=job.tenant,
+                    doc_id=job.doc_id,
+                    version=job.version,
+                    ordinal=d.ordinal,
+                    text=d.text,
+                    title=title,
+                    section=d.section,
+                    acl=list(job.acl) or ["public"],
+                    char_start=d.char_start,
+                    char_end=d.char_end,
+                    chunker_version=CHUNKER_VERSION,
+                )
+                for d in batch
+            ]
+            vectors = np.asarray([v.values for v in response.vectors], dtype=np.float32).ravel()
+            event = events_pb2.IndexBatch(
+                tenant=job.tenant,
+                doc_id=job.doc_id,
+                embedding_model_id=model_id,
+                job_id=job.job_id,
+                upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
+            )
+            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{number}")
+            await self.registry.update_job(job.job_id, chunks_embedded=start + len(batch))
+            await msg.in_progress()
+        await self._check_current(job)
+        activate = events_pb2.IndexBatch(
+            tenant=job.tenant,
+            doc_id=job.doc_id,
+            embedding_model_id=model_id,
+            job_id=job.job_id,
+            activate=events_pb2.ActivateVersion(version=job.version, chunk_count=len(drafts)),
+        )
+        await natsio.publish(self.js, subject, activate.SerializeToString(), msg_id=f"{base_id}/activate")
+        await self._set_status(
+            job, types_pb2.DOCUMENT_STATUS_INDEXING, types_pb2.JOB_STATUS_INDEXING, chunks_total=len(drafts)
+        )
+
+    async def _embed(self, texts: list[str]):
+        """Bulk-lane embedding; waits out a full queue as the service's retry hint says."""
+        for _ in range(20):
+            try:
+                return await self.embed.Embed(
+                    embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_BULK), timeout=120
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                hint = dict(exc.trailing_metadata() or ()).get("retry-after-ms", "500")
+                await asyncio.sleep(int(hint) / 1000)
+        raise RuntimeError("the embed service stayed overloaded")
+
+
+async def mark_failed(registry: Registry, tenant: str, doc_id: str, version: int, job_id: str, reason: str) -> None:
+    def change(record):
+        if record is None:
+            return None
+        entry = version_entry(record, version)
+        if entry is not None:
+            entry.status = types_pb2.DOCUMENT_STATUS_FAILED
+            entry.error = reason
+        if record.current_version == version:
+            record.status = types_pb2.DOCUMENT_STATUS_FAILED
+        return record
+
+    await registry.mutate(tenant, doc_id, change)
+    await registry.update_job(job_id, status=types_pb2.JOB_STATUS_FAILED, error=reason)

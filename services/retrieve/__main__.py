@@ -1,0 +1,3 @@
+from services.retrieve.server import main
+
+main()

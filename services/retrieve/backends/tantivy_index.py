@@ -1,0 +1,114 @@
+"""Lexical index on Tantivy: BM25 over title and text with English stemming."""
+
+import threading
+from pathlib import Path
+
+import tantivy
+from rag.v1 import types_pb2
+
+from services.retrieve.backends.base import EngineHit, SearchScope, chunk_fields, fields_chunk
+
+ANALYZER = "ragmesh_en"
+RAW = "raw"
+
+
+def english_analyzer() -> tantivy.TextAnalyzer:
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.remove_long(40))
+        .filter(tantivy.Filter.lowercase())
+        .filter(tantivy.Filter.stemmer("english"))
+        .build()
+    )
+
+
+def build_schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    for name in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version"):
+        builder.add_text_field(name, stored=True, tokenizer_name=RAW)
+    builder.add_integer_field("version", stored=True, indexed=True, fast=True)
+    for name in ("ordinal", "char_start", "char_end"):
+        builder.add_integer_field(name, stored=True)
+    builder.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
+    builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER)
+    builder.add_text_field("section", stored=True, tokenizer_name=ANALYZER)
+    return builder.build()
+
+
+class TantivyIndex:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.analyzer = english_analyzer()
+        self.index: tantivy.Index | None = None
+        self.writer: tantivy.IndexWriter | None = None
+        self._lock = threading.Lock()
+
+    def open(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.schema = build_schema()
+        self.index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
+        self.index.register_tokenizer(ANALYZER, self.analyzer)
+        self.writer = self.index.writer(heap_size=64_000_000, num_threads=1)
+        self.index.config_reader(reload_policy="manual")
+        self.index.reload()
+
+    def _term(self, field: str, value) -> tantivy.Query:
+        return tantivy.Query.term_query(self.schema, field, value)
+
+    def upsert(self, chunks: list[types_pb2.Chunk]) -> None:
+        with self._lock:
+            for chunk in chunks:
+                self.writer.delete_documents_by_term("chunk_id", chunk.chunk_id)
+                self.writer.add_document(tantivy.Document.from_dict(chunk_fields(chunk), self.schema))
+
+    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
+        clauses = [(tantivy.Occur.Must, self._term("doc_key", f"{tenant}/{doc_id}"))]
+        if keep_version:
+            clauses.append((tantivy.Occur.MustNot, self._term("version", keep_version)))
+        with self._lock:
+            self.writer.delete_documents_by_query(tantivy.Query.boolean_query(clauses))
+
+    def commit(self) -> None:
+        with self._lock:
+            self.writer.commit()
+        self.index.reload()
+
+    def query_terms(self, text: str) -> list[str]:
+        """Analyzed terms of user text: no query syntax, so apostrophes and colons are just text."""
+        return list(dict.fromkeys(self.analyzer.analyze(text)))
+
+    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]:
+        terms = self.query_terms(query)
+        if not terms:
+            return []
+        matches = [
+            (tantivy.Occur.Should, self._term(field, term)) for term in terms for field in ("title", "section", "text")
+        ]
+        filters = [
+            self._term("tenant", scope.tenant),
+            tantivy.Query.term_set_query(self.schema, "acl", scope.acl),
+        ]
+        if scope.doc_ids:
+            filters.append(tantivy.Query.term_set_query(self.schema, "doc_id", list(scope.doc_ids)))
+        query_obj = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, tantivy.Query.boolean_query(matches))]
+            + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters]
+        )
+        searcher = self.index.searcher()
+        result = searcher.search(query_obj, limit, count=False)
+        return [
+            EngineHit(fields_chunk(searcher.doc(address).to_dict()), float(score)) for score, address in result.hits
+        ]
+
+    def count(self, tenant: str | None = None) -> int:
+        searcher = self.index.searcher()
+        if tenant is None:
+            return searcher.num_docs
+        return searcher.search(self._term("tenant", tenant), 1, count=True).count
+
+    def close(self) -> None:
+        if self.writer is not None:
+            with self._lock:
+                self.writer.commit()
+                self.writer.wait_merging_threads()
+            self.writer = None

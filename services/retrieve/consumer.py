@@ -1,0 +1,143 @@
+"""Applies the index stream to both engines, in stream order, idempotently, and advances the watermark."""
+
+import asyncio
+import logging
+
+import numpy as np
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from rag.v1 import events_pb2
+
+from services.common import natsio
+from services.retrieve.backends.base import DenseIndex, LexicalIndex
+from services.retrieve.state import IndexState
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ragmesh.retrieve")
+
+
+class IndexConsumer:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        dense: DenseIndex,
+        lexical: LexicalIndex,
+        state: IndexState,
+        durable: str,
+        batch: int = 128,
+    ) -> None:
+        self.js, self.dense, self.lexical, self.state = js, dense, lexical, state
+        self.durable, self.batch = durable, batch
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=120.0,
+            max_ack_pending=4 * self.batch,
+        )
+        self.sub = await self.js.pull_subscribe(
+            "rag.index.>", durable=self.durable, stream=natsio.STREAM_INDEX.name, config=config
+        )
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, then stop fetching."""
+        self._stopping.set()
+        if self._task:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self.sub.fetch(batch=self.batch, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception:
+                log.exception("index fetch failed")
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.apply(msgs)
+            except Exception:
+                log.exception("applying index events failed; they will be redelivered")
+                for msg in msgs:
+                    await msg.nak(delay=2.0)
+
+    async def apply(self, msgs) -> None:
+        events = []
+        for msg in msgs:
+            try:
+                events.append((msg, events_pb2.IndexBatch.FromString(msg.data)))
+            except Exception:
+                log.error("undecodable index event dropped", extra={"fields": {"subject": msg.subject}})
+                await msg.term()
+        if not events:
+            return
+        with natsio.consume_span("rag.retrieve.apply_index_batch", events[0][0]) as span:
+            span.set_attribute("rag.batch.size", len(events))
+            changes, indexed, failed, model_id = await asyncio.to_thread(self._apply_engines, events)
+            watermark = max(msg.metadata.sequence.stream for msg, _ in events)
+            self.state.commit(watermark, model_id, changes)
+            span.set_attribute("rag.index.watermark", watermark)
+            for msg, _ in events:
+                await msg.ack()
+        for event in indexed:
+            event.index_watermark = watermark
+            await natsio.publish(self.js, f"rag.events.indexed.{event.tenant}", event.SerializeToString())
+        for event in failed:
+            await natsio.publish(self.js, f"rag.events.failed.{event.tenant}", event.SerializeToString())
+
+    def _apply_engines(self, events):
+        changes: dict[tuple[str, str], int | None] = {}
+        indexed: list[events_pb2.DocumentIndexed] = []
+        failed: list[events_pb2.DocumentFailed] = []
+        model_id = self.state.model_id
+        for _, event in events:
+            if event.embedding_model_id and model_id and event.embedding_model_id != model_id:
+                log.error(
+                    "index event from another embedding model refused",
+                    extra={"fields": {"index_model": model_id, "event_model": event.embedding_model_id}},
+                )
+                failed.append(
+                    events_pb2.DocumentFailed(
+                        tenant=event.tenant,
+                        doc_id=event.doc_id,
+                        job_id=event.job_id,
+                        error=f"embedded by {event.embedding_model_id}, the index holds {model_id}",
+                    )
+                )
+                continue
+            model_id = model_id or event.embedding_model_id
+            op = event.WhichOneof("op")
+            if op == "upserts":
+                chunks = list(event.upserts.chunks)
+                vectors = np.asarray(event.upserts.vectors, dtype=np.float32).reshape(
+                    len(chunks), event.upserts.dimension
+                )
+                self.dense.upsert(chunks, vectors.tolist())
+                self.lexical.upsert(chunks)
+            elif op == "activate":
+                self.dense.retire(event.tenant, event.doc_id, keep_version=event.activate.version)
+                self.lexical.retire(event.tenant, event.doc_id, keep_version=event.activate.version)
+                changes[(event.tenant, event.doc_id)] = event.activate.version
+                indexed.append(
+                    events_pb2.DocumentIndexed(
+                        tenant=event.tenant,
+                        doc_id=event.doc_id,
+                        version=event.activate.version,
+                        chunk_count=event.activate.chunk_count,
+                        job_id=event.job_id,
+                    )
+                )
+            elif op == "remove":
+                self.dense.retire(event.tenant, event.doc_id, keep_version=None)
+                self.lexical.retire(event.tenant, event.doc_id, keep_version=None)
+                changes[(event.tenant, event.doc_id)] = None
+        self.lexical.commit()
+        self.dense.commit()
+        return changes, indexed, failed, model_id

@@ -1,0 +1,146 @@
+"""Retrieve service: hybrid search (Qdrant Edge dense + Tantivy BM25) under tenant and ACL filters."""
+
+import asyncio
+import logging
+
+import grpc
+from opentelemetry import trace
+from rag.v1 import embed_pb2, embed_pb2_grpc, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+
+from services.common import natsio
+from services.common.clients import channel
+from services.common.config import RetrieveSettings
+from services.common.server import Service, run
+from services.retrieve.backends.base import SearchScope
+from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
+from services.retrieve.backends.tantivy_index import TantivyIndex
+from services.retrieve.consumer import IndexConsumer
+from services.retrieve.fusion import rrf
+from services.retrieve.state import IndexState
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("ragmesh.retrieve")
+
+
+class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
+    name = "retrieve"
+
+    def __init__(self, settings: RetrieveSettings) -> None:
+        super().__init__(settings)
+        self.index_dir = settings.index_dir or settings.data_dir / "retrieve"
+        self.state = IndexState(self.index_dir / "state.db")
+        self.lexical = TantivyIndex(self.index_dir / "lexical")
+        self.dense: QdrantEdgeIndex | None = None
+        self.consumer: IndexConsumer | None = None
+
+    def register(self, server):
+        retrieve_pb2_grpc.add_RetrieveServiceServicer_to_server(self, server)
+        return [retrieve_pb2.DESCRIPTOR.services_by_name["RetrieveService"].full_name]
+
+    async def start(self) -> None:
+        self.embed = embed_pb2_grpc.EmbedServiceStub(channel(self.settings.embed_addr))
+        info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
+        self.state.open()
+        self.dense = QdrantEdgeIndex(self.index_dir / "dense", info.dimension)
+        await asyncio.to_thread(self.dense.open)
+        await asyncio.to_thread(self.lexical.open)
+        self.nc = await natsio.connect(self.settings.nats_url, "retrieve")
+        js = self.nc.jetstream()
+        await natsio.ensure_all(js)
+        self.consumer = IndexConsumer(js, self.dense, self.lexical, self.state, self.settings.consumer_name)
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        if self.consumer:
+            await self.consumer.stop()
+        await natsio.close(self.nc)
+        self.dense.close()
+        self.lexical.close()
+        self.state.close()
+
+    async def Retrieve(self, request, context):
+        s = self.settings
+        if not request.tenant:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "tenant is required: no search runs without one")
+        query = request.query.strip()
+        if not query:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "query is empty")
+        top_k = request.top_k or 8
+        if top_k > s.max_top_k:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"top_k {top_k} is above the limit {s.max_top_k}")
+        scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids))
+        depth = max(request.fusion.candidate_depth or s.candidate_depth, top_k)
+        rrf_k = request.fusion.rrf_k or s.rrf_k
+        span = trace.get_current_span()
+        span.set_attribute("rag.tenant", request.tenant)
+
+        with tracer.start_as_current_span("rag.retrieve.embed_query"):
+            embedded = await self.embed.Embed(
+                embed_pb2.EmbedRequest(texts=[query], lane=embed_pb2.EMBED_LANE_INTERACTIVE),
+                timeout=context.time_remaining(),
+            )
+        if self.state.model_id and embedded.model_id != self.state.model_id:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"query embedded by {embedded.model_id}, but the index was built with {self.state.model_id}",
+            )
+        vector = list(embedded.vectors[0].values)
+
+        # Over-fetch a little: chunks of versions not yet (or no longer) active are dropped below.
+        fetch = depth + depth // 2
+
+        def dense_search():
+            with tracer.start_as_current_span("rag.retrieve.dense") as sp:
+                hits = self.dense.search(vector, scope, fetch)
+                sp.set_attribute("rag.hits", len(hits))
+                return hits
+
+        def lexical_search():
+            with tracer.start_as_current_span("rag.retrieve.lexical") as sp:
+                hits = self.lexical.search(query, scope, fetch)
+                sp.set_attribute("rag.hits", len(hits))
+                return hits
+
+        dense_hits, lexical_hits = await asyncio.gather(
+            asyncio.to_thread(dense_search), asyncio.to_thread(lexical_search)
+        )
+        visible = self.state.visible
+        dense_hits = [h for h in dense_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
+        lexical_hits = [h for h in lexical_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
+        with tracer.start_as_current_span("rag.retrieve.fuse"):
+            fused = rrf(dense_hits, lexical_hits, rrf_k)[:top_k]
+        hits = [
+            types_pb2.Hit(
+                chunk=f.hit.chunk,
+                score=f.score,
+                rank=rank,
+                dense_score=f.dense_score,
+                dense_rank=f.dense_rank,
+                dense_matched="dense" in f.sources,
+                lexical_score=f.lexical_score,
+                lexical_rank=f.lexical_rank,
+                lexical_matched="lexical" in f.sources,
+            )
+            for rank, f in enumerate(fused, start=1)
+        ]
+        span.set_attribute("rag.hits", len(hits))
+        span.set_attribute("rag.index.watermark", self.state.watermark)
+        return retrieve_pb2.RetrieveResponse(
+            hits=hits,
+            index_watermark=self.state.watermark,
+            embedding_model_id=self.state.model_id or embedded.model_id,
+            fusion=types_pb2.FusionParams(method="rrf", rrf_k=rrf_k, candidate_depth=depth),
+            query_tokens=embedded.tokens,
+        )
+
+    async def GetIndexInfo(self, request, context):
+        return retrieve_pb2.GetIndexInfoResponse(
+            index_watermark=self.state.watermark,
+            embedding_model_id=self.state.model_id,
+            dense_points=await asyncio.to_thread(self.dense.count),
+            lexical_documents=await asyncio.to_thread(self.lexical.count),
+        )
+
+
+def main() -> None:
+    run(lambda: RetrieveService(RetrieveSettings()))

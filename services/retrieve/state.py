@@ -1,0 +1,54 @@
+"""Durable retrieve state beside the indexes: watermark, index model id, active document versions.
+
+A document version becomes visible only when its ActivateVersion event is applied, so while a
+new version is being indexed searches keep seeing the old one: never missing, never doubled.
+"""
+
+import sqlite3
+from pathlib import Path
+
+
+class IndexState:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.watermark = 0
+        self.model_id = ""
+        self.active: dict[tuple[str, str], int] = {}
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS active (tenant TEXT, doc_id TEXT, version INTEGER, "
+            "PRIMARY KEY (tenant, doc_id))"
+        )
+        meta = dict(self.db.execute("SELECT key, value FROM meta"))
+        self.watermark = int(meta.get("watermark", 0))
+        self.model_id = meta.get("model_id", "")
+        self.active = {(t, d): v for t, d, v in self.db.execute("SELECT tenant, doc_id, version FROM active")}
+
+    def commit(self, watermark: int, model_id: str, changes: dict[tuple[str, str], int | None]) -> None:
+        """Persist one applied batch of events atomically, then expose it in memory."""
+        self.db.execute("BEGIN")
+        for (tenant, doc_id), version in changes.items():
+            if version is None:
+                self.db.execute("DELETE FROM active WHERE tenant=? AND doc_id=?", (tenant, doc_id))
+            else:
+                self.db.execute("INSERT OR REPLACE INTO active VALUES (?, ?, ?)", (tenant, doc_id, version))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (str(watermark),))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
+        self.db.execute("COMMIT")
+        self.watermark, self.model_id = watermark, model_id
+        for key, version in changes.items():
+            if version is None:
+                self.active.pop(key, None)
+            else:
+                self.active[key] = version
+
+    def visible(self, tenant: str, doc_id: str, version: int) -> bool:
+        return self.active.get((tenant, doc_id)) == version
+
+    def close(self) -> None:
+        self.db.close()

@@ -1,0 +1,198 @@
+"""The whole system as separate processes (`ragmesh up`), driven through the gateway only."""
+
+import json
+import os
+import subprocess
+import sys
+
+import grpc
+import pytest
+from helpers import free_port_block
+from rag.v1 import gateway_pb2, types_pb2
+
+from .system import System
+
+pytestmark = pytest.mark.e2e
+
+PANDAS_V1 = b"""# Red panda
+The red panda is a small mammal native to the eastern Himalayas and southwestern China.
+
+## Diet
+Red pandas eat mostly bamboo leaves, but also fruit, acorns and insects.
+"""
+PANDAS_V2 = b"""# Red panda
+The red panda is a small mammal native to the eastern Himalayas and southwestern China.
+
+## Diet
+Red pandas feed chiefly on eucalyptus shoots in captivity studies of 2026.
+"""
+K8S = (
+    b"<html><head><title>Kubernetes</title></head><body><nav>Docs | Blog</nav><h1>Kubernetes</h1>"
+    b"<p>Kubernetes schedules containers onto nodes. A pod is the smallest deployable unit.</p></body></html>"
+)
+VOLCANO = b"Mount Etna is an active stratovolcano on the east coast of Sicily, Italy. It erupts often."
+SECRET = b"The globex launch code for project nightingale is zebra-forty-two."
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    s = System(tmp_path_factory.mktemp("ragmesh"), free_port_block()).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def acme(system):
+    client = system.client(system.client().create_key("acme", principals=["alice"]))
+    for doc_id, content in [("pandas.md", PANDAS_V1), ("k8s.html", K8S), ("etna.txt", VOLCANO)]:
+        assert client.ingest_and_wait(doc_id, content, source_name=doc_id).status == types_pb2.JOB_STATUS_DONE
+    return client
+
+
+@pytest.fixture(scope="module")
+def globex(system):
+    client = system.client(system.client().create_key("globex"))
+    assert client.ingest_and_wait("secret.txt", SECRET).status == types_pb2.JOB_STATUS_DONE
+    return client
+
+
+def doc_ids(response) -> set[str]:
+    return {h.chunk.doc_id for h in response.hits}
+
+
+def test_answerable_question_is_answered_citing_the_right_document(acme):
+    deltas, final = acme.ask("What do red pandas eat?")
+    assert final.status == types_pb2.ANSWER_STATUS_ANSWERED
+    assert "bamboo" in final.answer
+    assert "".join(deltas) == final.answer
+    assert final.citations and final.citations[0].doc_id == "pandas.md"
+    assert final.citations[0].chunk_id in {h.chunk.chunk_id for h in final.manifest.hits}
+    manifest = final.manifest
+    assert manifest.index_watermark > 0 and manifest.query_id
+    assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
+    assert manifest.chunker_version and manifest.prompt_template_version
+
+
+def test_unanswerable_question_abstains(acme):
+    _, final = acme.ask("Who won the 1998 football world cup final?")
+    assert final.status == types_pb2.ANSWER_STATUS_ABSTAINED
+    assert final.abstain_reason != types_pb2.ABSTAIN_REASON_UNSPECIFIED
+    assert not final.citations and not final.answer
+
+
+def test_search_reports_every_score(acme):
+    response = acme.search("smallest deployable unit of containers", top_k=5)
+    top = response.hits[0]
+    assert top.chunk.doc_id == "k8s.html"
+    assert top.dense_matched and top.lexical_matched and top.dense_rank >= 1 and top.lexical_rank >= 1
+    assert top.lexical_score > 0 and top.dense_score > 0.3
+    assert response.index_watermark > 0 and response.embedding_model_id
+
+
+def test_same_bytes_are_deduplicated(acme):
+    response = acme.ingest("etna.txt", VOLCANO)
+    assert response.deduplicated and response.version == 1
+
+
+def test_changed_document_replaces_its_old_chunks(acme):
+    job = acme.ingest_and_wait("pandas.md", PANDAS_V2)
+    assert job.status == types_pb2.JOB_STATUS_DONE and job.version == 2
+    hits = [
+        h for h in acme.search("red panda bamboo leaves acorns insects", top_k=20).hits if h.chunk.doc_id == "pandas.md"
+    ]
+    assert hits and all(h.chunk.version == 2 for h in hits)
+    assert not any("bamboo" in h.chunk.text for h in hits)
+    record = acme.stub.GetDocument(gateway_pb2.GetDocumentRequest(doc_id="pandas.md"), metadata=acme.metadata).document
+    assert [v.version for v in record.versions] == [1, 2] and record.indexed_version == 2
+    assert record.status == types_pb2.DOCUMENT_STATUS_INDEXED
+
+
+def test_deleted_document_is_never_returned(acme, system):
+    acme.stub.DeleteDocument(gateway_pb2.DeleteDocumentRequest(doc_id="k8s.html"), metadata=acme.metadata)
+    for _ in range(100):
+        if "k8s.html" not in doc_ids(acme.search("Kubernetes pod smallest deployable unit")):
+            break
+    assert "k8s.html" not in doc_ids(acme.search("Kubernetes pod smallest deployable unit", top_k=50))
+    record = acme.stub.GetDocument(gateway_pb2.GetDocumentRequest(doc_id="k8s.html"), metadata=acme.metadata).document
+    assert record.status == types_pb2.DOCUMENT_STATUS_DELETED
+
+
+def test_tenants_never_see_each_others_chunks(acme, globex):
+    assert "secret.txt" in doc_ids(globex.search("globex launch code nightingale"))
+    assert not any(h.chunk.tenant != "acme" for h in acme.search("globex launch code nightingale", top_k=50).hits)
+    _, final = acme.ask("What is the globex launch code for project nightingale?")
+    assert all(c.doc_id != "secret.txt" for c in final.citations)
+    assert not any(h.chunk.tenant != "globex" for h in globex.search("red panda bamboo", top_k=50).hits)
+
+
+def test_acl_hides_documents_from_other_principals(system, acme):
+    bob_doc = b"Bob's private note: the quarterly budget for the aquarium is nine thousand euros."
+    assert acme.ingest_and_wait("bob.txt", bob_doc, acl=["bob"]).status == types_pb2.JOB_STATUS_DONE
+    assert "bob.txt" not in doc_ids(acme.search("aquarium quarterly budget", top_k=50))
+    bob = system.client(system.client().create_key("acme", role=gateway_pb2.ROLE_READER, principals=["bob"]))
+    assert "bob.txt" in doc_ids(bob.search("aquarium quarterly budget"))
+
+
+def test_bad_keys_and_roles_are_rejected(system, acme):
+    for key in ["", "rmk_not-a-real-key"]:
+        with pytest.raises(grpc.RpcError) as error:
+            system.client(key).search("anything")
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    reader = system.client(system.client().create_key("acme", role=gateway_pb2.ROLE_READER))
+    with pytest.raises(grpc.RpcError) as error:
+        reader.ingest("x.txt", b"text")
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with pytest.raises(grpc.RpcError) as error:
+        acme.create_key("acme")
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_bad_input_gets_a_precise_status_and_loses_nothing_else(acme):
+    with pytest.raises(grpc.RpcError) as error:
+        acme.search("", top_k=5)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as error:
+        acme.search("ok", top_k=100000)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    failed = acme.ingest_and_wait("noise.bin", bytes(range(256)) * 64)
+    assert failed.status == types_pb2.JOB_STATUS_FAILED and "binary" in failed.error
+    record = acme.stub.GetDocument(gateway_pb2.GetDocumentRequest(doc_id="noise.bin"), metadata=acme.metadata).document
+    assert record.status == types_pb2.DOCUMENT_STATUS_FAILED and "binary" in record.versions[-1].error
+    after = acme.ingest_and_wait("after.txt", b"Basalt columns form when thick lava flows cool slowly.")
+    assert after.status == types_pb2.JOB_STATUS_DONE
+
+
+def test_cli_json_output(system, acme):
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data), "RAGMESH_API_KEY": acme.metadata[0][1]}
+    run = [sys.executable, "-m", "services.cli"]
+    asked = json.loads(
+        subprocess.run(
+            run + ["ask", "Where is Mount Etna?", "--json"], env=env, check=True, capture_output=True, text=True
+        ).stdout
+    )
+    assert asked["status"] == "answered" and asked["citations"][0]["doc_id"] == "etna.txt"
+    for field in ("answer", "confidence", "query_id", "index_watermark", "model_id"):
+        assert field in asked
+    assert {"doc_id", "chunk_id", "score"} <= set(asked["citations"][0])
+    found = json.loads(
+        subprocess.run(
+            run + ["search", "stratovolcano Sicily", "--json", "--top-k", "3"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert found["hits"][0]["doc_id"] == "etna.txt"
+    assert {"doc_id", "chunk_id", "score", "dense_score", "lexical_score"} <= set(found["hits"][0])
+
+
+def test_data_survives_a_restart(system, acme):
+    before = acme.search("stratovolcano Sicily").index_watermark
+    assert system.stop() == 0
+    system.start()
+    _, final = acme.ask("Where is Mount Etna?")
+    assert final.status == types_pb2.ANSWER_STATUS_ANSWERED and final.citations[0].doc_id == "etna.txt"
+    assert final.manifest.index_watermark == before
+    listed = acme.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=acme.metadata).documents
+    assert {"pandas.md", "etna.txt"} <= {d.doc_id for d in listed}

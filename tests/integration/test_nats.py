@@ -1,0 +1,73 @@
+"""NATS helpers and the registry against a real nats-server."""
+
+import asyncio
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from rag.v1 import types_pb2
+
+from services.common import natsio
+from services.ingest.registry import Registry
+
+trace.set_tracer_provider(TracerProvider())
+
+
+async def test_declarations_are_idempotent(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    await natsio.ensure_all(js)
+    names = {s.config.name for s in await js.streams_info()}
+    assert {c.name for c in natsio.STREAMS} <= names
+    assert str((await js.stream_info("RAG_JOBS")).config.retention).endswith("workqueue")
+    await natsio.close(nc)
+
+
+async def test_publish_dedupes_by_msg_id_and_carries_trace_context(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("parent") as parent:
+        first = await natsio.publish(js, "rag.jobs.t1", b"one", msg_id="t1/doc/1/abc")
+        second = await natsio.publish(js, "rag.jobs.t1", b"one", msg_id="t1/doc/1/abc")
+    assert second.duplicate and first.seq == second.seq
+    sub = await js.pull_subscribe("rag.jobs.>", durable="probe", stream="RAG_JOBS")
+    [msg] = await sub.fetch(1, timeout=5)
+    assert "traceparent" in msg.headers
+    with natsio.consume_span("consume", msg) as span:
+        assert span.get_span_context().trace_id == parent.get_span_context().trace_id
+    await msg.ack()
+    await natsio.close(nc)
+
+
+async def test_registry_compare_and_set_loses_no_update(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    registry = Registry(await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
+
+    def add_version(record):
+        record = record or types_pb2.DocumentRecord(tenant="t", doc_id="doc/1")
+        record.versions.append(types_pb2.DocumentVersion(version=len(record.versions) + 1))
+        return record
+
+    await asyncio.gather(*(registry.mutate("t", "doc/1", add_version) for _ in range(20)))
+    record, revision = await registry.get("t", "doc/1")
+    assert [v.version for v in record.versions] == list(range(1, 21))
+    assert revision > 0
+    assert [r.doc_id for r in await registry.list("t")] == ["doc/1"]
+    assert await registry.list("other") == []
+    await natsio.close(nc)
+
+
+@pytest.mark.parametrize("bucket", [natsio.KV_DOCS, natsio.KV_JOBS, natsio.KV_KEYS])
+async def test_buckets_exist(nats_server, bucket):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    kv = await js.key_value(bucket)
+    await kv.put("probe", b"1")
+    assert (await kv.get("probe")).value == b"1"
+    await natsio.close(nc)
