@@ -83,9 +83,11 @@ def up(
         gateway = system.start()
         typer.echo(f"ragmesh ready: gateway {gateway} (data {system.data})", err=False)
         sys.stdout.flush()
-        dead = system.watch(stop)
+        dead = system.watch(
+            stop, on_restart=lambda name, code: typer.echo(f"{name} exited with {code}; restarting", err=True)
+        )
         if dead:
-            typer.echo(f"{dead} exited; stopping (see {system.data / 'logs' / (dead + '.log')})", err=True)
+            typer.echo(f"{dead} keeps exiting; stopping (see {system.data / 'logs' / (dead + '.log')})", err=True)
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
         system.stop()
@@ -200,6 +202,7 @@ def ingest(
     summary = {
         "submitted": len(results),
         "deduplicated": sum(r.deduplicated for r in results),
+        "metadata_updated": sum(r.metadata_updated for r in results),
         "rejected": errors,
         "indexed": sum(j.status == types_pb2.JOB_STATUS_DONE for j in finished.values()),
         "failed": failed,
@@ -359,6 +362,19 @@ def docs_delete(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
     except grpc.RpcError as exc:
         fail(exc)
     emit(_doc_dict(record)) if as_json else typer.echo(f"deleted {doc_id}")
+
+
+@docs_app.command("retry")
+def docs_retry(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+    """Re-queue a document whose current version failed."""
+    try:
+        response = Client(data).call("RetryDocument", gateway_pb2.RetryDocumentRequest(doc_id=doc_id))
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit({"doc_id": doc_id, "job_id": response.job_id, "version": response.version})
+    else:
+        typer.echo(f"re-queued {doc_id} v{response.version} as job {response.job_id}")
 
 
 @keys_app.command("create")

@@ -1,5 +1,6 @@
 """`ragmesh up`: an embedded NATS JetStream and the five services as separate processes."""
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.local import SERVICES, Ports, admin_key, write_endpoint
 from services.gateway.auth import key_hash
+
+MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
 
 NATS_CONFIG = """listen: 127.0.0.1:{port}
 server_name: ragmesh-local
@@ -90,6 +93,18 @@ class LocalSystem:
             env["RAGMESH_BOOTSTRAP_KEY_SHA256"] = key_hash(admin_key(self.data))
         return env
 
+    def _spawn(self, name: str) -> subprocess.Popen:
+        log = open(self.data / "logs" / f"{name}.log", "ab")
+        if name == "nats":
+            command, env = [nats_binary(), "-c", str(self.data / "nats.conf")], None
+        else:
+            command, env = [sys.executable, "-m", f"services.{name}"], self.env(name)
+        # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order.
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+        self.procs[name] = proc
+        (self.data / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}) + "\n")
+        return proc
+
     def start(self, timeout: float = 300.0) -> str:
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -97,22 +112,9 @@ class LocalSystem:
         conf.write_text(
             NATS_CONFIG.format(port=self.ports.grpc("nats"), store=self.data / "nats", sync=self.sync_interval)
         )
-        nats_log = open(logs / "nats.log", "ab")
-        # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order.
-        self.procs["nats"] = subprocess.Popen(
-            [nats_binary(), "-c", str(conf)], stdout=nats_log, stderr=nats_log, start_new_session=True
-        )
-        wait_port(self.ports.grpc("nats"), self.procs["nats"], 30)
+        wait_port(self.ports.grpc("nats"), self._spawn("nats"), 30)
         for name in SERVICES:
-            log_path = logs / f"{name}.log"
-            log_file = open(log_path, "ab")
-            self.procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=self.env(name),
-                stdout=log_file,
-                stderr=log_file,
-                start_new_session=True,
-            )
+            self._spawn(name)
         # Start all at once, then wait: model load and index open overlap.
         for name in SERVICES:
             wait_serving(name, self.ports.addr(name), self.procs[name], logs / f"{name}.log", timeout)
@@ -133,10 +135,19 @@ class LocalSystem:
                 proc.kill()
                 proc.wait()
 
-    def watch(self, stop: threading.Event) -> str | None:
-        """Block until asked to stop or a process dies; return the name of a dead process."""
+    def watch(self, stop: threading.Event, on_restart=None) -> str | None:
+        """Block until asked to stop. A process that dies is restarted, as a kubelet would; one that
+        keeps dying (MAX_RESTARTS within RESTART_WINDOW seconds) is given up on and named."""
+        restarts: dict[str, list[float]] = {}
         while not stop.wait(0.5):
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is None:
+                    continue
+                recent = [t for t in restarts.get(name, []) if time.monotonic() - t < RESTART_WINDOW]
+                if len(recent) >= MAX_RESTARTS:
                     return name
+                restarts[name] = [*recent, time.monotonic()]
+                if on_restart:
+                    on_restart(name, proc.returncode)
+                self._spawn(name)
         return None

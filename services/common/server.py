@@ -12,8 +12,8 @@ from opentelemetry.instrumentation.grpc import aio_server_interceptor
 from prometheus_client import start_http_server
 
 from services.common.config import ServiceSettings
+from services.common.interceptor import RpcInterceptor
 from services.common.logs import setup_logging
-from services.common.metrics import RpcMetricsInterceptor
 from services.common.telemetry import setup_tracing
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class Service:
 async def serve(service: Service, stop_event: asyncio.Event | None = None) -> None:
     settings = service.settings
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), RpcMetricsInterceptor(service.name)],
+        interceptors=[aio_server_interceptor(), RpcInterceptor(service.name)],
         options=[
             ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
             ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),

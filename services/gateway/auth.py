@@ -20,6 +20,7 @@ METHOD_ROLES = {
     "ListDocuments": gateway_pb2.ROLE_READER,
     "IngestDocument": gateway_pb2.ROLE_WRITER,
     "DeleteDocument": gateway_pb2.ROLE_WRITER,
+    "RetryDocument": gateway_pb2.ROLE_WRITER,
     "CreateApiKey": gateway_pb2.ROLE_ADMIN,
 }
 
@@ -39,6 +40,10 @@ def key_from_metadata(metadata) -> str:
         if name == "authorization" and value.lower().startswith("bearer "):
             return value[7:].strip()
     return ""
+
+
+def role_name(role: int) -> str:
+    return gateway_pb2.Role.Name(role).removeprefix("ROLE_").lower()
 
 
 def allowed(role: int, method: str) -> bool:

@@ -25,7 +25,7 @@ from services.common.config import GatewaySettings
 from services.common.ids import valid_doc_id, valid_tenant
 from services.common.server import Service, run
 from services.common.telemetry import current_trace_id
-from services.gateway.auth import KeyStore, allowed, key_from_metadata, key_hash, new_key
+from services.gateway.auth import METHOD_ROLES, KeyStore, allowed, key_from_metadata, key_hash, new_key, role_name
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.gateway")
@@ -73,8 +73,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         if not allowed(record.role, method):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
-                f"{method} needs a {'writer' if method in ('IngestDocument', 'DeleteDocument') else 'admin'}"
-                f" key; this key is {gateway_pb2.Role.Name(record.role).removeprefix('ROLE_').lower()}",
+                f"{method} needs a {role_name(METHOD_ROLES[method])} key; this key is {role_name(record.role)}",
             )
         trace.get_current_span().set_attribute("rag.tenant", record.tenant)
         return record
@@ -147,6 +146,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             version=response.version,
             deduplicated=response.deduplicated,
             content_sha256=response.content_sha256,
+            metadata_updated=response.metadata_updated,
         )
 
     async def GetJob(self, request, context):
@@ -184,6 +184,13 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             ingest_pb2.RemoveDocumentRequest(tenant=caller.tenant, doc_id=request.doc_id),
         )
         return gateway_pb2.DeleteDocumentResponse(document=response.document)
+
+    async def RetryDocument(self, request, context):
+        caller = await self._caller(context, "RetryDocument")
+        response = await self._call(
+            context, self.ingest.RetryIngest, ingest_pb2.RetryIngestRequest(tenant=caller.tenant, doc_id=request.doc_id)
+        )
+        return gateway_pb2.RetryDocumentResponse(job_id=response.job_id, version=response.version)
 
     # -- search and answers --------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ section trail (and the document title) is prefixed to the text that is embedded 
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 
 from services.ingest.document import PROSE, Block, ParsedDocument
@@ -26,6 +26,7 @@ class Piece:
     end: int
     kind: str
     tokens: int
+    page: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ChunkDraft:
     char_start: int
     char_end: int
     tokens: int
+    page_start: int = 0
+    page_end: int = 0
 
 
 def section_prefix(title: str, section: tuple[str, ...]) -> str:
@@ -101,17 +104,18 @@ def _split_lines(block: Block, budget: int, count: TokenCounter) -> list[Piece]:
 def split_block(block: Block, budget: int, count: TokenCounter) -> list[Piece]:
     tokens = count(block.text)
     if tokens <= budget:
-        return [Piece(block.text, block.start, block.end, block.kind, tokens)]
+        return [Piece(block.text, block.start, block.end, block.kind, tokens, block.page)]
     if block.kind != PROSE:
-        return _split_lines(block, budget, count)
-    pieces = []
-    for sentence, start in _split_sentences(block.text, block.start):
-        n = count(sentence)
-        if n <= budget:
-            pieces.append(Piece(sentence, start, start + len(sentence), PROSE, n))
-        else:
-            pieces.extend(_split_words(sentence, start, budget, count))
-    return pieces
+        pieces = _split_lines(block, budget, count)
+    else:
+        pieces = []
+        for sentence, start in _split_sentences(block.text, block.start):
+            n = count(sentence)
+            if n <= budget:
+                pieces.append(Piece(sentence, start, start + len(sentence), PROSE, n))
+            else:
+                pieces.extend(_split_words(sentence, start, budget, count))
+    return [replace(p, page=block.page) for p in pieces]
 
 
 def _pack(pieces: list[Piece], budget: int, overlap: int) -> list[list[Piece]]:
@@ -158,6 +162,8 @@ def chunk_document(
                     char_start=start,
                     char_end=end,
                     tokens=sum(p.tokens for p in group),
+                    page_start=min(p.page for p in group),
+                    page_end=max(p.page for p in group),
                 )
             )
     return drafts

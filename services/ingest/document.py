@@ -13,6 +13,7 @@ class Block:
     start: int
     section: tuple[str, ...] = ()
     kind: str = PROSE
+    page: int = 0  # 1-based page of paged formats (PDF); 0 when the format has no pages
 
     @property
     def end(self) -> int:
@@ -24,6 +25,7 @@ class ParsedDocument:
     text: str
     blocks: list[Block] = field(default_factory=list)
     title: str = ""
+    warnings: list[str] = field(default_factory=list)
 
 
 class DocumentError(Exception):

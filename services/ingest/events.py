@@ -52,7 +52,10 @@ class LifecycleFollower:
                     await msg.ack()
                 except Exception:
                     log.exception("lifecycle event failed; it will be redelivered")
-                    await msg.nak(delay=1.0)
+                    try:
+                        await msg.nak(delay=1.0)
+                    except Exception:
+                        await asyncio.sleep(0.5)
 
     async def apply(self, subject: str, data: bytes) -> None:
         if subject.startswith("rag.events.indexed."):

@@ -1,11 +1,15 @@
 """Bytes -> cleaned text and structural blocks, for plain text, Markdown and HTML."""
 
+import csv
+import io
 import re
 import unicodedata
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from services.ingest.document import CODE, PROSE, TABLE, Block, DocumentError, ParsedDocument
+from services.ingest.office import DOCX, parse_docx
+from services.ingest.pdf import parse_pdf
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 SPACES = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
@@ -42,21 +46,21 @@ class _Builder:
         self.length = 0
         self.blocks: list[Block] = []
 
-    def add(self, text: str, section: tuple[str, ...], kind: str = PROSE) -> None:
+    def add(self, text: str, section: tuple[str, ...], kind: str = PROSE, page: int = 0) -> None:
         text = text.strip("\n ") if kind != CODE else text.strip("\n")
         if not text:
             return
         if self.parts:
             self.parts.append("\n\n")
             self.length += 2
-        self.blocks.append(Block(text, self.length, section, kind))
+        self.blocks.append(Block(text, self.length, section, kind, page))
         self.parts.append(text)
         self.length += len(text)
 
-    def build(self, title: str) -> ParsedDocument:
+    def build(self, title: str, warnings: list[str] | None = None) -> ParsedDocument:
         if not self.blocks:
             raise DocumentError("the document has no text")
-        return ParsedDocument("".join(self.parts), self.blocks, title)
+        return ParsedDocument("".join(self.parts), self.blocks, title, warnings or [])
 
 
 def parse_text(data: bytes, title: str = "") -> ParsedDocument:
@@ -182,6 +186,8 @@ def sniff(data: bytes, content_type: str, source_name: str) -> str:
     head = data[:1024].lstrip().lower()
     if head.startswith(b"%pdf"):
         return "application/pdf"
+    if data.startswith(b"PK\x03\x04"):
+        return DOCX if b"word/" in data[:65536] or source_name.lower().endswith(".docx") else "application/zip"
     if head.startswith(b"<!doctype html") or head.startswith(b"<html") or b"<body" in head:
         return "text/html"
     name = source_name.lower()
@@ -190,10 +196,32 @@ def sniff(data: bytes, content_type: str, source_name: str) -> str:
         return "text/html"
     if "markdown" in declared or name.endswith((".md", ".markdown")):
         return "text/markdown"
+    if "csv" in declared or name.endswith(".csv"):
+        return "text/csv"
     return "text/plain"
 
 
-PARSERS = {"text/plain": parse_text, "text/markdown": parse_markdown, "text/html": parse_html}
+def parse_csv(data: bytes, title: str = "") -> ParsedDocument:
+    """One block per row, 'Header: value; …', so a row is never split and keeps its header names."""
+    rows = list(csv.reader(io.StringIO(clean(decode(data)))))
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise DocumentError("the CSV has no rows")
+    header, body = rows[0], rows[1:] or rows[:1]
+    builder = _Builder()
+    for row in body:
+        builder.add("; ".join(f"{h}: {v}" if h else v for h, v in zip(header, row, strict=False) if v), (), TABLE)
+    return builder.build(title)
+
+
+PARSERS = {
+    "text/plain": parse_text,
+    "text/markdown": parse_markdown,
+    "text/html": parse_html,
+    "text/csv": parse_csv,
+    "application/pdf": parse_pdf,
+    DOCX: parse_docx,
+}
 
 
 def parse(data: bytes, content_type: str = "", source_name: str = "", title: str = "") -> ParsedDocument:

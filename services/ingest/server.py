@@ -16,6 +16,11 @@ from services.ingest.registry import Registry, now_ms
 from services.ingest.worker import IngestWorker
 
 
+def object_name(tenant: str, doc_id: str, digest: str) -> str:
+    """Object Store key of a document's raw bytes."""
+    return f"{tenant}/{token(doc_id)}/{digest}"
+
+
 class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
     name = "ingest"
 
@@ -69,16 +74,17 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 and current.content_sha256 == digest
                 and current.status != types_pb2.DOCUMENT_STATUS_FAILED
             ):
+                updated = await self._update_metadata(request, existing)
                 return ingest_pb2.SubmitResponse(
                     job_id=current.job_id,
                     doc_id=request.doc_id,
                     version=current.version,
                     deduplicated=True,
                     content_sha256=digest,
+                    metadata_updated=updated,
                 )
 
-        object_name = f"{request.tenant}/{token(request.doc_id)}/{digest}"
-        await self.objects.put(object_name, request.content)
+        await self.objects.put(object_name(request.tenant, request.doc_id, digest), request.content)
         job_id = uuid.uuid4().hex
         created: dict[str, int] = {}
 
@@ -109,11 +115,77 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
 
         record = await self.registry.mutate(request.tenant, request.doc_id, change)
         version = created["version"]
+        await self._enqueue(record, version, digest, job_id)
+        return ingest_pb2.SubmitResponse(
+            job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
+        )
+
+    async def _update_metadata(self, request, existing: types_pb2.DocumentRecord) -> bool:
+        """Same bytes, new title/ACL/metadata: rewrite the registry and the indexed chunks, no re-embedding."""
+        acl = list(request.acl) or ["public"]
+        title = request.title or existing.title
+        if title == existing.title and acl == list(existing.acl) and dict(request.metadata) == dict(existing.metadata):
+            return False
+
+        def change(record):
+            if record is None:
+                return None
+            record.title = title
+            del record.acl[:]
+            record.acl.extend(acl)
+            record.metadata.clear()
+            record.metadata.update(request.metadata)
+            return record
+
+        record = await self.registry.mutate(request.tenant, request.doc_id, change)
+        event = events_pb2.IndexBatch(
+            tenant=request.tenant,
+            doc_id=request.doc_id,
+            update_metadata=events_pb2.UpdateMetadata(title=title, acl=acl),
+        )
+        await natsio.publish(
+            self.js,
+            f"rag.index.{request.tenant}",
+            event.SerializeToString(),
+            msg_id=f"{request.tenant}/{token(request.doc_id)}/metadata/{record.updated_unix_ms}",
+        )
+        return True
+
+    async def RetryIngest(self, request, context):
+        await self._require(context, request.tenant, request.doc_id)
+        record, _ = await self.registry.get(request.tenant, request.doc_id)
+        if record is None or not record.versions:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
+        current = record.versions[-1]
+        if current.status != types_pb2.DOCUMENT_STATUS_FAILED or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
+            status = types_pb2.DocumentStatus.Name(current.status).removeprefix("DOCUMENT_STATUS_").lower()
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, f"only a failed document can be retried; this one is {status}"
+            )
+        job_id = uuid.uuid4().hex
+
+        def change(record):
+            entry = record.versions[-1]
+            if entry.version != current.version or entry.status != types_pb2.DOCUMENT_STATUS_FAILED:
+                return None
+            entry.status = types_pb2.DOCUMENT_STATUS_QUEUED
+            entry.error = ""
+            entry.job_id = job_id
+            record.status = types_pb2.DOCUMENT_STATUS_QUEUED
+            return record
+
+        await self.registry.mutate(request.tenant, request.doc_id, change)
+        await self._enqueue(record, current.version, current.content_sha256, job_id, retry=True)
+        return ingest_pb2.RetryIngestResponse(job_id=job_id, version=current.version)
+
+    async def _enqueue(
+        self, record: types_pb2.DocumentRecord, version: int, digest: str, job_id: str, retry: bool = False
+    ) -> None:
         await self.registry.put_job(
             types_pb2.JobRecord(
                 job_id=job_id,
-                tenant=request.tenant,
-                doc_id=request.doc_id,
+                tenant=record.tenant,
+                doc_id=record.doc_id,
                 version=version,
                 status=types_pb2.JOB_STATUS_QUEUED,
                 created_unix_ms=now_ms(),
@@ -121,27 +193,21 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         )
         job = events_pb2.IngestJob(
             job_id=job_id,
-            tenant=request.tenant,
-            doc_id=request.doc_id,
+            tenant=record.tenant,
+            doc_id=record.doc_id,
             version=version,
             content_sha256=digest,
-            object_name=object_name,
-            content_type=request.content_type,
-            source_name=request.source_name,
+            object_name=object_name(record.tenant, record.doc_id, digest),
+            content_type=record.content_type,
+            source_name=record.source_name,
             title=record.title,
             acl=list(record.acl),
-            metadata=dict(request.metadata),
+            metadata=dict(record.metadata),
         )
         # The version is part of the id: A -> B -> A within the duplicate window is three real jobs.
+        msg_id = f"{record.tenant}/{token(record.doc_id)}/{version}/{digest}" + (f"/retry/{job_id}" if retry else "")
         await natsio.publish(
-            self.js,
-            f"rag.jobs.{request.tenant}",
-            job.SerializeToString(),
-            msg_id=f"{request.tenant}/{token(request.doc_id)}/{version}/{digest}",
-            span_name="rag.ingest.enqueue",
-        )
-        return ingest_pb2.SubmitResponse(
-            job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
+            self.js, f"rag.jobs.{record.tenant}", job.SerializeToString(), msg_id=msg_id, span_name="rag.ingest.enqueue"
         )
 
     async def GetIngestJob(self, request, context):

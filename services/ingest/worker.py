@@ -6,12 +6,14 @@ registry says `failed`. Nothing is dropped silently.
 """
 
 import asyncio
+import json
 import logging
+from dataclasses import asdict
 
 import grpc
 import numpy as np
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig
+from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 from rag.v1 import embed_pb2, events_pb2, types_pb2
@@ -19,15 +21,14 @@ from rag.v1 import embed_pb2, events_pb2, types_pb2
 from services.common import natsio
 from services.common.config import IngestSettings
 from services.common.ids import chunk_id, token
-from services.ingest.chunker import CHUNKER_VERSION, chunk_document
+from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
 from services.ingest.parsers import parse
 from services.ingest.registry import Registry, version_entry
+from services.ingest.scheduler import FairJobQueue
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.ingest")
-
-DURABLE = "ingest-workers"
 
 
 class Superseded(Exception):
@@ -51,16 +52,7 @@ class IngestWorker:
         self._tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
-        config = ConsumerConfig(
-            durable_name=DURABLE,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.settings.job_ack_wait_seconds,
-            max_deliver=self.settings.max_deliveries,
-            max_ack_pending=1000,
-        )
-        self.sub = await self.js.pull_subscribe(
-            "rag.jobs.>", durable=DURABLE, stream=natsio.STREAM_JOBS.name, config=config
-        )
+        self.queue = FairJobQueue(self.js, self.settings.job_ack_wait_seconds, self.settings.max_deliveries)
         self._tasks = [asyncio.create_task(self._loop()) for _ in range(self.settings.worker_concurrency)]
 
     async def stop(self) -> None:
@@ -71,15 +63,28 @@ class IngestWorker:
     async def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                msgs = await self.sub.fetch(batch=1, timeout=1.0)
-            except TimeoutError:
-                continue
+                msg = await self.queue.next()
             except Exception:
                 log.exception("job fetch failed")
                 await asyncio.sleep(1.0)
                 continue
-            for msg in msgs:
+            if msg is None:
+                await asyncio.sleep(0.1)
+                continue
+            try:
                 await self.handle(msg)
+            except Exception:  # NATS gone mid-job: the unacked job is redelivered after its ack wait
+                log.exception("job handling interrupted; it will be redelivered")
+                await asyncio.sleep(0.5)
+
+    async def _heartbeat(self, msg) -> None:
+        """Keep extending the ack deadline while the job is worked on (long parses, big documents)."""
+        while True:
+            await asyncio.sleep(max(0.5, self.settings.job_ack_wait_seconds / 3))
+            try:
+                await msg.in_progress()
+            except Exception:
+                log.warning("could not extend a job's ack deadline")
 
     async def handle(self, msg) -> None:
         try:
@@ -95,8 +100,9 @@ class IngestWorker:
             span.set_attribute("rag.doc_id", job.doc_id)
             span.set_attribute("rag.version", job.version)
             span.set_attribute("rag.attempt", attempt)
+            heartbeat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.process(job, msg)
+                await self.process(job)
                 await msg.ack()
             except Superseded as exc:
                 await self.registry.update_job(job.job_id, status=types_pb2.JOB_STATUS_DONE, error=str(exc))
@@ -113,6 +119,8 @@ class IngestWorker:
                 else:
                     log.warning("job failed, will retry", extra={"fields": {"job_id": job.job_id, "error": reason}})
                     await msg.nak(delay=min(30.0, 2.0**attempt))
+            finally:
+                heartbeat.cancel()
 
     async def fail(self, job: events_pb2.IngestJob, reason: str, attempt: int) -> None:
         event = events_pb2.DocumentFailed(
@@ -149,15 +157,21 @@ class IngestWorker:
         await self.registry.mutate(job.tenant, job.doc_id, change)
         await self.registry.update_job(job.job_id, status=job_status, **job_fields)
 
-    async def process(self, job: events_pb2.IngestJob, msg) -> None:
-        await self._check_current(job)
-        await self._set_status(job, types_pb2.DOCUMENT_STATUS_PROCESSING, types_pb2.JOB_STATUS_RUNNING)
-        result = await self.objects.get(job.object_name)
-        data = result.data
+    async def _chunks(self, job: events_pb2.IngestJob) -> tuple[str, list[str], list[ChunkDraft]]:
+        """Parsed and chunked once per content and chunker settings, kept beside the raw bytes: a
+        redelivered job does not parse again."""
+        s = self.settings
+        settings = f"{s.chunk_target_tokens}-{s.chunk_overlap_tokens}-{s.max_tokens}"
+        name = f"{job.object_name}.chunks.{CHUNKER_VERSION}-{settings}"
+        try:
+            kept = json.loads((await self.objects.get(name)).data)
+            return kept["title"], kept["warnings"], [ChunkDraft(**d) for d in kept["chunks"]]
+        except ObjectNotFoundError:
+            pass
+        data = (await self.objects.get(job.object_name)).data
         with tracer.start_as_current_span("rag.ingest.parse") as span:
             parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
             span.set_attribute("rag.bytes", len(data))
-        s = self.settings
         with tracer.start_as_current_span("rag.ingest.chunk") as span:
             drafts = await asyncio.to_thread(
                 chunk_document, parsed, self.count_tokens, s.chunk_target_tokens, s.chunk_overlap_tokens, s.max_tokens
@@ -165,12 +179,30 @@ class IngestWorker:
             span.set_attribute("rag.chunks", len(drafts))
         if len(drafts) > s.max_chunks_per_document:
             raise DocumentError(f"the document makes {len(drafts)} chunks; the limit is {s.max_chunks_per_document}")
-        await self.registry.update_job(job.job_id, chunks_total=len(drafts))
-        title = job.title or parsed.title
+        kept = {"title": parsed.title, "warnings": parsed.warnings, "chunks": [asdict(d) for d in drafts]}
+        await self.objects.put(name, json.dumps(kept).encode())
+        return parsed.title, parsed.warnings, drafts
+
+    async def process(self, job: events_pb2.IngestJob) -> None:
+        await self._check_current(job)
+        await self._set_status(job, types_pb2.DOCUMENT_STATUS_PROCESSING, types_pb2.JOB_STATUS_RUNNING)
+        parsed_title, warnings, drafts = await self._chunks(job)
+        s = self.settings
+        progress = await self.registry.get_job(job.job_id)
+        # Resume after the last batch whose index event was published.
+        done = progress.chunks_embedded if progress and progress.chunks_total == len(drafts) else 0
+        if done:
+            log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
+        await self.registry.update_job(job.job_id, chunks_total=len(drafts), chunks_embedded=done)
+        if warnings:
+            await self._set_warnings(job, warnings)
+        record, _ = await self.registry.get(job.tenant, job.doc_id)
+        title = record.title or parsed_title
+        acl = list(record.acl) or ["public"]
         subject = f"rag.index.{job.tenant}"
         base_id = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
         model_id = ""
-        for number, start in enumerate(range(0, len(drafts), s.embed_batch_size)):
+        for start in range(done, len(drafts), s.embed_batch_size):
             batch = drafts[start : start + s.embed_batch_size]
             with tracer.start_as_current_span("rag.ingest.embed") as span:
                 response = await self._embed([d.embed_text for d in batch])
@@ -189,10 +221,13 @@ class IngestWorker:
                     text=d.text,
                     title=title,
                     section=d.section,
-                    acl=list(job.acl) or ["public"],
+                    acl=acl,
                     char_start=d.char_start,
                     char_end=d.char_end,
                     chunker_version=CHUNKER_VERSION,
+                    page_start=d.page_start,
+                    page_end=d.page_end,
+                    content_kind=d.kind,
                 )
                 for d in batch
             ]
@@ -204,9 +239,8 @@ class IngestWorker:
                 job_id=job.job_id,
                 upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
             )
-            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{number}")
+            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
             await self.registry.update_job(job.job_id, chunks_embedded=start + len(batch))
-            await msg.in_progress()
         await self._check_current(job)
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,
@@ -219,6 +253,17 @@ class IngestWorker:
         await self._set_status(
             job, types_pb2.DOCUMENT_STATUS_INDEXING, types_pb2.JOB_STATUS_INDEXING, chunks_total=len(drafts)
         )
+
+    async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:
+        def change(record):
+            entry = version_entry(record, job.version) if record is not None else None
+            if entry is None or list(entry.warnings) == warnings:
+                return None
+            del entry.warnings[:]
+            entry.warnings.extend(warnings)
+            return record
+
+        await self.registry.mutate(job.tenant, job.doc_id, change)
 
     async def _embed(self, texts: list[str]):
         """Bulk-lane embedding; waits out a full queue as the service's retry hint says."""

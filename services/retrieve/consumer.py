@@ -66,7 +66,11 @@ class IndexConsumer:
             except Exception:
                 log.exception("applying index events failed; they will be redelivered")
                 for msg in msgs:
-                    await msg.nak(delay=2.0)
+                    try:
+                        await msg.nak(delay=2.0)
+                    except Exception:
+                        break  # NATS unreachable: the ack wait redelivers them
+                await asyncio.sleep(0.5)
 
     async def apply(self, msgs) -> None:
         events = []
@@ -84,13 +88,20 @@ class IndexConsumer:
             watermark = max(msg.metadata.sequence.stream for msg, _ in events)
             self.state.commit(watermark, model_id, changes)
             span.set_attribute("rag.index.watermark", watermark)
+            # Lifecycle events go out before the acks: if either fails the batch is redelivered and
+            # re-applied (a no-op), and the events' ids collapse the repeats.
+            for event in indexed:
+                event.index_watermark = watermark
+                await natsio.publish(
+                    self.js,
+                    f"rag.events.indexed.{event.tenant}",
+                    event.SerializeToString(),
+                    msg_id=f"indexed/{event.tenant}/{event.doc_id}/{event.version}",
+                )
+            for event in failed:
+                await natsio.publish(self.js, f"rag.events.failed.{event.tenant}", event.SerializeToString())
             for msg, _ in events:
                 await msg.ack()
-        for event in indexed:
-            event.index_watermark = watermark
-            await natsio.publish(self.js, f"rag.events.indexed.{event.tenant}", event.SerializeToString())
-        for event in failed:
-            await natsio.publish(self.js, f"rag.events.failed.{event.tenant}", event.SerializeToString())
 
     def _apply_engines(self, events):
         changes: dict[tuple[str, str], int | None] = {}
@@ -134,6 +145,11 @@ class IndexConsumer:
                         job_id=event.job_id,
                     )
                 )
+            elif op == "update_metadata":
+                update = event.update_metadata
+                self.lexical.commit()  # earlier upserts of this batch must be visible to be rewritten
+                self.dense.set_fields(event.tenant, event.doc_id, update.title, list(update.acl))
+                self.lexical.set_fields(event.tenant, event.doc_id, update.title, list(update.acl))
             elif op == "remove":
                 self.dense.retire(event.tenant, event.doc_id, keep_version=None)
                 self.lexical.retire(event.tenant, event.doc_id, keep_version=None)

@@ -137,8 +137,10 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         return retrieve_pb2.GetIndexInfoResponse(
             index_watermark=self.state.watermark,
             embedding_model_id=self.state.model_id,
-            dense_points=await asyncio.to_thread(self.dense.count),
-            lexical_documents=await asyncio.to_thread(self.lexical.count),
+            dense_points=await asyncio.to_thread(self.dense.count, request.tenant or None, request.doc_id or None),
+            lexical_documents=await asyncio.to_thread(
+                self.lexical.count, request.tenant or None, request.doc_id or None
+            ),
         )
 
 

@@ -85,7 +85,13 @@ class Client:
     def wait(self, job_id: str, timeout: float = 120) -> types_pb2.JobRecord:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = self.stub.GetJob(gateway_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata, timeout=10).job
+            try:
+                job = self.stub.GetJob(gateway_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata, timeout=10).job
+            except grpc.RpcError as exc:  # a service restarting: retry, as any client would
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                time.sleep(0.2)
+                continue
             if job.status in TERMINAL:
                 return job
             time.sleep(0.1)

@@ -5,7 +5,7 @@ from pathlib import Path
 import qdrant_edge as qe
 from rag.v1 import types_pb2
 
-from services.retrieve.backends.base import EngineHit, SearchScope, chunk_fields, fields_chunk
+from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
 
 # Filters on unindexed payload fields scan every point.
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
@@ -39,6 +39,11 @@ class QdrantEdgeIndex:
         doc = qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))
         self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=must_not)))
 
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str]) -> None:
+        """Rewrite title and ACL of every chunk of a document, vectors untouched."""
+        doc = qe.Filter(must=[qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))])
+        self.shard.update(qe.UpdateOperation.set_payload_by_filter(doc, {"title": title, "acl": acl or [PUBLIC]}))
+
     def _filter(self, scope: SearchScope) -> qe.Filter:
         must = [
             qe.FieldCondition("tenant", match=qe.MatchValue(scope.tenant)),
@@ -56,9 +61,13 @@ class QdrantEdgeIndex:
         )
         return [EngineHit(fields_chunk(p.payload), float(p.score)) for p in points]
 
-    def count(self, tenant: str | None = None) -> int:
-        flt = qe.Filter(must=[qe.FieldCondition("tenant", match=qe.MatchValue(tenant))]) if tenant else None
-        return self.shard.count(qe.CountRequest(exact=True, filter=flt))
+    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
+        must = []
+        if tenant:
+            must.append(qe.FieldCondition("tenant", match=qe.MatchValue(tenant)))
+        if tenant and doc_id:
+            must.append(qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}")))
+        return self.shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=must) if must else None))
 
     def commit(self) -> None:
         """Durable through the WAL already; flushing is left to Qdrant's own cadence."""

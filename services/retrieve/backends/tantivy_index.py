@@ -6,7 +6,7 @@ from pathlib import Path
 import tantivy
 from rag.v1 import types_pb2
 
-from services.retrieve.backends.base import EngineHit, SearchScope, chunk_fields, fields_chunk
+from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
 
 ANALYZER = "ragmesh_en"
 RAW = "raw"
@@ -24,10 +24,10 @@ def english_analyzer() -> tantivy.TextAnalyzer:
 
 def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    for name in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version"):
+    for name in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version", "content_kind"):
         builder.add_text_field(name, stored=True, tokenizer_name=RAW)
     builder.add_integer_field("version", stored=True, indexed=True, fast=True)
-    for name in ("ordinal", "char_start", "char_end"):
+    for name in ("ordinal", "char_start", "char_end", "page_start", "page_end"):
         builder.add_integer_field(name, stored=True)
     builder.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
     builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER)
@@ -68,6 +68,21 @@ class TantivyIndex:
         with self._lock:
             self.writer.delete_documents_by_query(tantivy.Query.boolean_query(clauses))
 
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str]) -> None:
+        """Tantivy documents are immutable: re-add every chunk of the document with the new fields.
+        Sees the last commit, so callers commit pending upserts of the document first."""
+        searcher = self.index.searcher()
+        doc_term = self._term("doc_key", f"{tenant}/{doc_id}")
+        total = searcher.search(doc_term, 1, count=True).count
+        if not total:
+            return
+        chunks = [fields_chunk(searcher.doc(a).to_dict()) for _, a in searcher.search(doc_term, total).hits]
+        for chunk in chunks:
+            chunk.title = title
+            del chunk.acl[:]
+            chunk.acl.extend(acl or [PUBLIC])
+        self.upsert(chunks)
+
     def commit(self) -> None:
         with self._lock:
             self.writer.commit()
@@ -100,11 +115,12 @@ class TantivyIndex:
             EngineHit(fields_chunk(searcher.doc(address).to_dict()), float(score)) for score, address in result.hits
         ]
 
-    def count(self, tenant: str | None = None) -> int:
+    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         searcher = self.index.searcher()
         if tenant is None:
             return searcher.num_docs
-        return searcher.search(self._term("tenant", tenant), 1, count=True).count
+        term = self._term("doc_key", f"{tenant}/{doc_id}") if doc_id else self._term("tenant", tenant)
+        return searcher.search(term, 1, count=True).count
 
     def close(self) -> None:
         if self.writer is not None:

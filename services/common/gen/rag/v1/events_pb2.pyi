@@ -62,8 +62,16 @@ class RemoveDocumentChunks(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class UpdateMetadata(_message.Message):
+    __slots__ = ("title", "acl")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class IndexBatch(_message.Message):
-    __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove")
+    __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove", "update_metadata")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -71,6 +79,7 @@ class IndexBatch(_message.Message):
     UPSERTS_FIELD_NUMBER: _ClassVar[int]
     ACTIVATE_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_METADATA_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     embedding_model_id: str
@@ -78,7 +87,8 @@ class IndexBatch(_message.Message):
     upserts: ChunkUpserts
     activate: ActivateVersion
     remove: RemoveDocumentChunks
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ...) -> None: ...
+    update_metadata: UpdateMetadata
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ..., update_metadata: _Optional[_Union[UpdateMetadata, _Mapping]] = ...) -> None: ...
 
 class DocumentIndexed(_message.Message):
     __slots__ = ("tenant", "doc_id", "version", "chunk_count", "index_watermark", "job_id")

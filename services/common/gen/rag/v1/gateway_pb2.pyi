@@ -51,18 +51,34 @@ class IngestDocumentRequest(_message.Message):
     def __init__(self, header: _Optional[_Union[DocumentHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class IngestDocumentResponse(_message.Message):
-    __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256")
+    __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256", "metadata_updated")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    METADATA_UPDATED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     doc_id: str
     version: int
     deduplicated: bool
     content_sha256: str
-    def __init__(self, job_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+    metadata_updated: bool
+    def __init__(self, job_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., content_sha256: _Optional[str] = ..., metadata_updated: _Optional[bool] = ...) -> None: ...
+
+class RetryDocumentRequest(_message.Message):
+    __slots__ = ("doc_id",)
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    doc_id: str
+    def __init__(self, doc_id: _Optional[str] = ...) -> None: ...
+
+class RetryDocumentResponse(_message.Message):
+    __slots__ = ("job_id", "version")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    version: int
+    def __init__(self, job_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id",)

@@ -59,6 +59,11 @@ class GatewayServiceStub:
                 request_serializer=rag_dot_v1_dot_gateway__pb2.DeleteDocumentRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_gateway__pb2.DeleteDocumentResponse.FromString,
                 _registered_method=True)
+        self.RetryDocument = channel.unary_unary(
+                '/rag.v1.GatewayService/RetryDocument',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.RetryDocumentRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.RetryDocumentResponse.FromString,
+                _registered_method=True)
         self.Search = channel.unary_unary(
                 '/rag.v1.GatewayService/Search',
                 request_serializer=rag_dot_v1_dot_gateway__pb2.SearchRequest.SerializeToString,
@@ -109,6 +114,13 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryDocument(self, request, context):
+        """Re-queue a document whose current version failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Search(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -154,6 +166,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocument,
                     request_deserializer=rag_dot_v1_dot_gateway__pb2.DeleteDocumentRequest.FromString,
                     response_serializer=rag_dot_v1_dot_gateway__pb2.DeleteDocumentResponse.SerializeToString,
+            ),
+            'RetryDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryDocument,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.RetryDocumentRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.RetryDocumentResponse.SerializeToString,
             ),
             'Search': grpc.unary_unary_rpc_method_handler(
                     servicer.Search,
@@ -306,6 +323,33 @@ class GatewayService:
             '/rag.v1.GatewayService/DeleteDocument',
             rag_dot_v1_dot_gateway__pb2.DeleteDocumentRequest.SerializeToString,
             rag_dot_v1_dot_gateway__pb2.DeleteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/RetryDocument',
+            rag_dot_v1_dot_gateway__pb2.RetryDocumentRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.RetryDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -35,18 +35,36 @@ class SubmitRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
-    __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256")
+    __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256", "metadata_updated")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEDUPLICATED_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    METADATA_UPDATED_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     doc_id: str
     version: int
     deduplicated: bool
     content_sha256: str
-    def __init__(self, job_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+    metadata_updated: bool
+    def __init__(self, job_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., deduplicated: _Optional[bool] = ..., content_sha256: _Optional[str] = ..., metadata_updated: _Optional[bool] = ...) -> None: ...
+
+class RetryIngestRequest(_message.Message):
+    __slots__ = ("tenant", "doc_id")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ...) -> None: ...
+
+class RetryIngestResponse(_message.Message):
+    __slots__ = ("job_id", "version")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    version: int
+    def __init__(self, job_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class GetIngestJobRequest(_message.Message):
     __slots__ = ("tenant", "job_id")

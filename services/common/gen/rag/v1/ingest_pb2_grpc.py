@@ -60,6 +60,11 @@ class IngestServiceStub:
                 request_serializer=rag_dot_v1_dot_ingest__pb2.RemoveDocumentRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_ingest__pb2.RemoveDocumentResponse.FromString,
                 _registered_method=True)
+        self.RetryIngest = channel.unary_unary(
+                '/rag.v1.IngestService/RetryIngest',
+                request_serializer=rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -96,6 +101,12 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RetryIngest(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -123,6 +134,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.RemoveDocument,
                     request_deserializer=rag_dot_v1_dot_ingest__pb2.RemoveDocumentRequest.FromString,
                     response_serializer=rag_dot_v1_dot_ingest__pb2.RemoveDocumentResponse.SerializeToString,
+            ),
+            'RetryIngest': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryIngest,
+                    request_deserializer=rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +277,33 @@ class IngestService:
             '/rag.v1.IngestService/RemoveDocument',
             rag_dot_v1_dot_ingest__pb2.RemoveDocumentRequest.SerializeToString,
             rag_dot_v1_dot_ingest__pb2.RemoveDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RetryIngest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.IngestService/RetryIngest',
+            rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.SerializeToString,
+            rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.FromString,
             options,
             channel_credentials,
             insecure,

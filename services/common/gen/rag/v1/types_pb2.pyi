@@ -68,7 +68,7 @@ ABSTAIN_REASON_BUDGET_EXCEEDED: AbstainReason
 ABSTAIN_REASON_PROVIDER_ERROR: AbstainReason
 
 class DocumentVersion(_message.Message):
-    __slots__ = ("version", "content_sha256", "size_bytes", "status", "chunk_count", "error", "job_id", "created_unix_ms")
+    __slots__ = ("version", "content_sha256", "size_bytes", "status", "chunk_count", "error", "job_id", "created_unix_ms", "warnings")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -77,6 +77,7 @@ class DocumentVersion(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
     version: int
     content_sha256: str
     size_bytes: int
@@ -85,7 +86,8 @@ class DocumentVersion(_message.Message):
     error: str
     job_id: str
     created_unix_ms: int
-    def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DocumentRecord(_message.Message):
     __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "current_version", "indexed_version", "status", "versions", "updated_unix_ms")
@@ -147,7 +149,7 @@ class JobRecord(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version")
+    __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version", "page_start", "page_end", "content_kind")
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +162,9 @@ class Chunk(_message.Message):
     CHAR_START_FIELD_NUMBER: _ClassVar[int]
     CHAR_END_FIELD_NUMBER: _ClassVar[int]
     CHUNKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PAGE_START_FIELD_NUMBER: _ClassVar[int]
+    PAGE_END_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_KIND_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     tenant: str
     doc_id: str
@@ -172,7 +177,10 @@ class Chunk(_message.Message):
     char_start: int
     char_end: int
     chunker_version: str
-    def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ...) -> None: ...
+    page_start: int
+    page_end: int
+    content_kind: str
+    def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ..., page_start: _Optional[int] = ..., page_end: _Optional[int] = ..., content_kind: _Optional[str] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("chunk", "score", "dense_score", "dense_rank", "lexical_score", "lexical_rank", "rank", "dense_matched", "lexical_matched")

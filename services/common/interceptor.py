@@ -1,8 +1,10 @@
-"""Prometheus metrics shared by every service: RPC latency by method and status, in-flight RPCs."""
+"""The interceptor every service runs: RPC latency by method and status, in-flight RPCs, and
+infrastructure failures (NATS unreachable) reported as UNAVAILABLE instead of UNKNOWN."""
 
 import time
 
 import grpc
+import nats.errors
 from prometheus_client import Gauge, Histogram
 
 RPC_LATENCY = Histogram(
@@ -14,8 +16,15 @@ RPC_LATENCY = Histogram(
 RPC_IN_FLIGHT = Gauge("ragmesh_rpc_in_flight", "gRPC calls being served.", ["service", "method"])
 
 
-class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Times unary calls and the whole life of streaming calls."""
+UNAVAILABLE_ERRORS = (nats.errors.Error, ConnectionError)
+
+
+async def _unavailable(context, exc: Exception) -> None:
+    await context.abort(grpc.StatusCode.UNAVAILABLE, f"the message store (NATS) is unreachable, retry: {exc}")
+
+
+class RpcInterceptor(grpc.aio.ServerInterceptor):
+    """Times unary calls and the whole life of streaming calls; maps infrastructure errors."""
 
     def __init__(self, service: str) -> None:
         self.service = service
@@ -41,6 +50,8 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
                 RPC_IN_FLIGHT.labels(*labels).inc()
                 try:
                     return await inner(request, context)
+                except UNAVAILABLE_ERRORS as exc:
+                    await _unavailable(context, exc)
                 finally:
                     finish(start, context)
 
@@ -54,6 +65,8 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     async for item in inner_us(request, context):
                         yield item
+                except UNAVAILABLE_ERRORS as exc:
+                    await _unavailable(context, exc)
                 finally:
                     finish(start, context)
 
@@ -66,6 +79,8 @@ class RpcMetricsInterceptor(grpc.aio.ServerInterceptor):
                 RPC_IN_FLIGHT.labels(*labels).inc()
                 try:
                     return await inner_su(request_iterator, context)
+                except UNAVAILABLE_ERRORS as exc:
+                    await _unavailable(context, exc)
                 finally:
                     finish(start, context)
 
