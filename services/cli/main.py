@@ -11,9 +11,10 @@ from pathlib import Path
 import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
-from rag.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
-from services.cli.local import DEFAULT_PORT_BASE, client_target, data_dir
+from rag.v1 import gateway_pb2, types_pb2
+from services.cli.client import Client
+from services.cli.local import DEFAULT_PORT_BASE, data_dir
 
 app = typer.Typer(help="ragmesh: retrieval-augmented generation as gRPC services.", no_args_is_help=True)
 docs_app = typer.Typer(help="Documents in the registry.", no_args_is_help=True)
@@ -23,30 +24,7 @@ app.add_typer(keys_app, name="keys")
 
 DataDir = typer.Option(None, "--data-dir", help="State folder of `ragmesh up` (env RAGMESH_DATA_DIR).")
 JsonOut = typer.Option(False, "--json", help="One JSON object on stdout, for scripts.")
-UPLOAD_PIECE = 1 << 20
 TERMINAL_JOBS = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED}
-
-
-class Client:
-    def __init__(self, data: Path | None, api_key: str | None = None) -> None:
-        addr, key = client_target(data_dir(data))
-        self.key = api_key or key
-        self.channel = grpc.insecure_channel(
-            addr, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-        )
-        self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
-        self.metadata = (("x-api-key", self.key),)
-
-    def call(self, method: str, request, timeout: float = 60.0):
-        return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
-
-    def upload(self, header: gateway_pb2.DocumentHeader, content: bytes) -> gateway_pb2.IngestDocumentResponse:
-        def parts():
-            yield gateway_pb2.IngestDocumentRequest(header=header)
-            for start in range(0, len(content), UPLOAD_PIECE):
-                yield gateway_pb2.IngestDocumentRequest(data=content[start : start + UPLOAD_PIECE])
-
-        return self.stub.IngestDocument(parts(), metadata=self.metadata, timeout=120)
 
 
 def fail(exc: grpc.RpcError) -> None:
@@ -315,6 +293,44 @@ def _doc_dict(record: types_pb2.DocumentRecord) -> dict:
     for version, entry in zip(record.versions, out.get("versions", []), strict=True):
         entry["status"] = status_name(types_pb2.DocumentStatus, version.status, "DOCUMENT_STATUS_")
     return out
+
+
+@app.command("eval")
+def eval_command(
+    dataset_dir: Path = typer.Argument(..., help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv"),
+    modes: str = typer.Option("dense,lexical,hybrid", help="Comma-separated: dense, lexical, hybrid."),
+    out: Path = typer.Option(None, "--out", help="Also write a Markdown report here."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Ingest a dataset into a tenant of its own and report nDCG@10, recall@100, MRR@10 and latency."""
+    from services.cli import evaluate
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in evaluate.MODES]
+    if unknown:
+        raise typer.BadParameter(f"unknown modes {unknown}; use {', '.join(evaluate.MODES)}")
+    dataset = evaluate.load_dataset(dataset_dir)
+    admin = Client(data)
+    try:
+        client = Client(data, api_key=evaluate.eval_key(admin, data_dir(data), evaluate.tenant_for(dataset.name)))
+        show = not as_json and sys.stderr.isatty()
+        with (
+            typer.progressbar(length=len(dataset.corpus), label="indexing", file=sys.stderr)
+            if show
+            else _nullbar() as bar
+        ):
+            ingested = evaluate.ingest_corpus(client, dataset, progress=bar.update)
+        report = evaluate.evaluate(client, dataset, chosen)
+    except grpc.RpcError as exc:
+        fail(exc)
+    report["ingest"] = ingested
+    if out:
+        out.write_text(evaluate.markdown(report))
+    if as_json:
+        emit(report)
+    else:
+        typer.echo(evaluate.markdown(report))
 
 
 @docs_app.command("list")

@@ -1,8 +1,9 @@
 """Micro-batching across concurrent requests, in two lanes.
 
 Requests are split into single texts, queued per lane, and grouped into batches of similar
-length bounded by a padded-token budget. The interactive lane is always served first: a query
-waits at most for the batch already running, never behind queued bulk work.
+length bounded by a padded-token budget. Each lane has its own worker and its own ONNX session:
+a query never queues behind bulk work, nor waits for a running bulk batch to finish; it runs
+beside it, sharing the cores for a few milliseconds.
 """
 
 import asyncio
@@ -84,26 +85,32 @@ class LRUCache:
 
 
 class Batcher:
-    def __init__(self, model: EmbeddingModel, token_budget: int, queue_limit: int, cache_size: int = 4096):
+    def __init__(
+        self,
+        model: EmbeddingModel,
+        token_budget: int,
+        queue_limit: int,
+        cache_size: int = 4096,
+        bulk_linger_s: float = 0.005,
+    ):
         self.model = model
         self.token_budget = token_budget
         self.queue_limit = queue_limit
+        self.bulk_linger_s = bulk_linger_s
         self.lanes: dict[str, list[_Item]] = {INTERACTIVE: [], BULK: []}
         self.cache = LRUCache(cache_size)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._wake = {INTERACTIVE: asyncio.Event(), BULK: asyncio.Event()}
+        self._tasks: list[asyncio.Task] = []
         self._tokens_per_s = 4000.0
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+        sessions = {INTERACTIVE: self.model.session_for(INTERACTIVE), BULK: self.model.session}
+        self._tasks = [asyncio.create_task(self._run(lane, sessions[lane])) for lane in (INTERACTIVE, BULK)]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def embed(self, texts: list[str], lane: str) -> tuple[np.ndarray, int]:
         """Vectors for texts (rows in order) and the number of tokens they took."""
@@ -123,7 +130,7 @@ class Batcher:
         items = [_Item(e, loop.create_future()) for e in encodings]
         self.lanes[lane].extend(items)
         QUEUE_DEPTH.labels(lane).set(len(self.lanes[lane]))
-        self._wake.set()
+        self._wake[lane].set()
         vectors = await asyncio.gather(*(i.future for i in items))
         for index, vector in zip(missing, vectors, strict=True):
             cached[index] = vector
@@ -133,13 +140,24 @@ class Batcher:
         tokens = sum(len(e.ids) for e in encodings)
         return np.stack(cached) if cached else np.zeros((0, self.model.dimension), np.float32), tokens
 
-    async def _run(self) -> None:
+    def _padded(self, lane: str) -> int:
+        items = self.lanes[lane]
+        return len(items) * max((i.length for i in items), default=0)
+
+    async def _run(self, lane: str, session) -> None:
+        wake = self._wake[lane]
         while True:
-            lane = INTERACTIVE if self.lanes[INTERACTIVE] else BULK if self.lanes[BULK] else None
-            if lane is None:
-                self._wake.clear()
-                await self._wake.wait()
+            if not self.lanes[lane]:
+                wake.clear()
+                await wake.wait()
                 continue
+            if lane == BULK and self.bulk_linger_s and self._padded(BULK) < self.token_budget:
+                # A short wait lets concurrent ingestion requests fill the batch.
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), self.bulk_linger_s)
+                except TimeoutError:
+                    pass
             batch = plan_batch(self.lanes[lane], self.token_budget)
             taken = {id(i) for i in batch}
             self.lanes[lane] = [i for i in self.lanes[lane] if id(i) not in taken]
@@ -149,14 +167,15 @@ class Batcher:
             BATCH_TOKENS.labels(lane).observe(width * len(batch))
             started = time.perf_counter()
             try:
-                vectors = await asyncio.to_thread(self.model.embed_encodings, [i.encoding for i in batch])
+                vectors = await asyncio.to_thread(self.model.embed_encodings, [i.encoding for i in batch], session)
             except Exception as exc:  # a failed batch fails its callers, never the loop
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
             elapsed = max(time.perf_counter() - started, 1e-6)
-            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (width * len(batch) / elapsed)
+            if lane == BULK:
+                self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (width * len(batch) / elapsed)
             EMBEDDED_TOKENS.labels(lane).inc(sum(i.length for i in batch))
             for item, vector in zip(batch, vectors, strict=True):
                 if not item.future.done():

@@ -30,6 +30,7 @@ class EmbeddingModel:
 
     def __post_init__(self) -> None:
         self.session: ort.InferenceSession | None = None
+        self.extra_sessions: dict[str, ort.InferenceSession] = {}
         self.tokenizer: Tokenizer | None = None
         self.model_id = ""
         self.dimension = 0
@@ -39,6 +40,9 @@ class EmbeddingModel:
         options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads burn the cores the other services need between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.options = options
         self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
@@ -48,7 +52,15 @@ class EmbeddingModel:
     def tokenize(self, texts: list[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch(texts, add_special_tokens=True)
 
-    def embed_encodings(self, encodings: list[Encoding]) -> np.ndarray:
+    def session_for(self, name: str) -> ort.InferenceSession:
+        """A session of its own (same file, same options), so callers can run side by side."""
+        if name not in self.extra_sessions:
+            self.extra_sessions[name] = ort.InferenceSession(
+                str(self.model_path), self.options, providers=["CPUExecutionProvider"]
+            )
+        return self.extra_sessions[name]
+
+    def embed_encodings(self, encodings: list[Encoding], session: ort.InferenceSession | None = None) -> np.ndarray:
         """One forward pass; rows are independent of their neighbours (masked padding)."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
@@ -60,7 +72,7 @@ class EmbeddingModel:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(None, feeds)[0]
+        hidden = (session or self.session).run(None, feeds)[0]
         weights = mask[:, :, None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -1,8 +1,8 @@
 """Embed service: Embed (two lanes) and GetModelInfo."""
 
 import grpc
-from rag.v1 import embed_pb2, embed_pb2_grpc
 
+from rag.v1 import embed_pb2, embed_pb2_grpc
 from services.common.config import EmbedSettings
 from services.common.server import Service, run
 from services.common.tokenizer import packaged_model_path, packaged_tokenizer_path
@@ -37,7 +37,8 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
     async def start(self) -> None:
         self.model.load()
         self.model.embed(["warm up"])
-        self.batcher = Batcher(self.model, self.settings.batch_token_budget, self.settings.queue_limit)
+        s = self.settings
+        self.batcher = Batcher(self.model, s.batch_token_budget, s.queue_limit, bulk_linger_s=s.bulk_linger_ms / 1000)
         self.batcher.start()
 
     async def stop(self) -> None:

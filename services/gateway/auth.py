@@ -6,6 +6,7 @@ import time
 
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
+
 from rag.v1 import gateway_pb2
 
 KEY_PREFIX = "rmk_"

@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 from opentelemetry import trace
+
 from rag.v1 import (
     events_pb2,
     gateway_pb2,
@@ -18,7 +19,6 @@ from rag.v1 import (
     retrieve_pb2_grpc,
     types_pb2,
 )
-
 from services.common import natsio
 from services.common.clients import channel
 from services.common.config import GatewaySettings

@@ -6,7 +6,6 @@ It needs no LLM and cannot invent: every answer sentence is a sentence of a cite
 from dataclasses import dataclass, field
 
 from rag.v1 import types_pb2
-
 from services.generate.text import content_terms, sentence_spans
 
 PROVIDER = "extractive"

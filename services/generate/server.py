@@ -2,8 +2,8 @@
 
 import grpc
 from opentelemetry import trace
-from rag.v1 import generate_pb2, generate_pb2_grpc, types_pb2
 
+from rag.v1 import generate_pb2, generate_pb2_grpc, types_pb2
 from services.common.config import GenerateSettings
 from services.common.server import Service, run
 from services.generate.extractive import PROVIDER, TEMPLATE_VERSION, extract_answer

@@ -5,8 +5,8 @@ import logging
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from rag.v1 import events_pb2, types_pb2
 
+from rag.v1 import events_pb2, types_pb2
 from services.common import natsio
 from services.ingest.registry import Registry, version_entry
 from services.ingest.worker import mark_failed

@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
-from rag.v1 import types_pb2
 
+from rag.v1 import types_pb2
 from services.common.ids import doc_key
 
 

@@ -3,8 +3,8 @@
 import uuid
 
 import grpc
-from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 
+from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 from services.common import natsio
 from services.common.clients import channel
 from services.common.config import IngestSettings

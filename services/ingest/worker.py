@@ -16,8 +16,8 @@ from nats.js import JetStreamContext
 from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
-from rag.v1 import embed_pb2, events_pb2, types_pb2
 
+from rag.v1 import embed_pb2, events_pb2, types_pb2
 from services.common import natsio
 from services.common.config import IngestSettings
 from services.common.ids import chunk_id, token
@@ -102,7 +102,7 @@ class IngestWorker:
             span.set_attribute("rag.attempt", attempt)
             heartbeat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.process(job)
+                await self.process(job, attempt)
                 await msg.ack()
             except Superseded as exc:
                 await self.registry.update_job(job.job_id, status=types_pb2.JOB_STATUS_DONE, error=str(exc))
@@ -135,39 +135,42 @@ class IngestWorker:
         await mark_failed(self.registry, job.tenant, job.doc_id, job.version, job.job_id, reason)
         log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
 
-    async def _check_current(self, job: events_pb2.IngestJob) -> None:
-        record, _ = await self.registry.get(job.tenant, job.doc_id)
-        if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
-            raise Superseded("the document was deleted")
-        if record.current_version != job.version:
-            raise Superseded(f"superseded by version {record.current_version}")
+    async def _advance(self, job: events_pb2.IngestJob, status: int, chunk_count: int | None = None):
+        """Move the document's current version to `status`; Superseded if it is no longer current."""
+        outcome: dict[str, str] = {}
 
-    async def _set_status(self, job, doc_status, job_status, **job_fields) -> None:
         def change(record):
-            if record is None or record.current_version != job.version:
+            if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
+                outcome["superseded"] = "the document was deleted"
                 return None
-            record.status = doc_status
+            if record.current_version != job.version:
+                outcome["superseded"] = f"superseded by version {record.current_version}"
+                return None
+            record.status = status
             entry = version_entry(record, job.version)
             if entry is not None:
-                entry.status = doc_status
-                if "chunks_total" in job_fields:
-                    entry.chunk_count = job_fields["chunks_total"]
+                entry.status = status
+                if chunk_count is not None:
+                    entry.chunk_count = chunk_count
             return record
 
-        await self.registry.mutate(job.tenant, job.doc_id, change)
-        await self.registry.update_job(job.job_id, status=job_status, **job_fields)
+        record = await self.registry.mutate(job.tenant, job.doc_id, change)
+        if outcome:
+            raise Superseded(outcome["superseded"])
+        return record
 
-    async def _chunks(self, job: events_pb2.IngestJob) -> tuple[str, list[str], list[ChunkDraft]]:
-        """Parsed and chunked once per content and chunker settings, kept beside the raw bytes: a
-        redelivered job does not parse again."""
+    async def _chunks(self, job: events_pb2.IngestJob, attempt: int) -> tuple[str, list[str], list[ChunkDraft]]:
+        """Parsed and chunked once per content and chunker settings, kept beside the raw bytes when
+        embedding takes more than one batch: a redelivered job does not parse again."""
         s = self.settings
         settings = f"{s.chunk_target_tokens}-{s.chunk_overlap_tokens}-{s.max_tokens}"
         name = f"{job.object_name}.chunks.{CHUNKER_VERSION}-{settings}"
-        try:
-            kept = json.loads((await self.objects.get(name)).data)
-            return kept["title"], kept["warnings"], [ChunkDraft(**d) for d in kept["chunks"]]
-        except ObjectNotFoundError:
-            pass
+        if attempt > 1:
+            try:
+                kept = json.loads((await self.objects.get(name)).data)
+                return kept["title"], kept["warnings"], [ChunkDraft(**d) for d in kept["chunks"]]
+            except ObjectNotFoundError:
+                pass
         data = (await self.objects.get(job.object_name)).data
         with tracer.start_as_current_span("rag.ingest.parse") as span:
             parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
@@ -179,24 +182,31 @@ class IngestWorker:
             span.set_attribute("rag.chunks", len(drafts))
         if len(drafts) > s.max_chunks_per_document:
             raise DocumentError(f"the document makes {len(drafts)} chunks; the limit is {s.max_chunks_per_document}")
-        kept = {"title": parsed.title, "warnings": parsed.warnings, "chunks": [asdict(d) for d in drafts]}
-        await self.objects.put(name, json.dumps(kept).encode())
+        if len(drafts) > s.embed_batch_size:
+            kept = {"title": parsed.title, "warnings": parsed.warnings, "chunks": [asdict(d) for d in drafts]}
+            await self.objects.put(name, json.dumps(kept).encode())
         return parsed.title, parsed.warnings, drafts
 
-    async def process(self, job: events_pb2.IngestJob) -> None:
-        await self._check_current(job)
-        await self._set_status(job, types_pb2.DOCUMENT_STATUS_PROCESSING, types_pb2.JOB_STATUS_RUNNING)
-        parsed_title, warnings, drafts = await self._chunks(job)
+    async def process(self, job: events_pb2.IngestJob, attempt: int = 1) -> None:
+        record = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
+        # This worker owns the job record while it holds the message: read it once, then only write.
+        progress = await self.registry.get_job(job.job_id) or types_pb2.JobRecord(
+            job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version
+        )
+        parsed_title, warnings, drafts = await self._chunks(job, attempt)
         s = self.settings
-        progress = await self.registry.get_job(job.job_id)
         # Resume after the last batch whose index event was published.
-        done = progress.chunks_embedded if progress and progress.chunks_total == len(drafts) else 0
+        done = progress.chunks_embedded if progress.chunks_total == len(drafts) else 0
         if done:
             log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        await self.registry.update_job(job.job_id, chunks_total=len(drafts), chunks_embedded=done)
+        progress.status, progress.chunks_total, progress.chunks_embedded = (
+            types_pb2.JOB_STATUS_RUNNING,
+            len(drafts),
+            done,
+        )
+        await self.registry.put_job(progress)
         if warnings:
             await self._set_warnings(job, warnings)
-        record, _ = await self.registry.get(job.tenant, job.doc_id)
         title = record.title or parsed_title
         acl = list(record.acl) or ["public"]
         subject = f"rag.index.{job.tenant}"
@@ -240,8 +250,9 @@ class IngestWorker:
                 upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
             )
             await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
-            await self.registry.update_job(job.job_id, chunks_embedded=start + len(batch))
-        await self._check_current(job)
+            progress.chunks_embedded = start + len(batch)
+            await self.registry.put_job(progress)
+        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,
             doc_id=job.doc_id,
@@ -249,10 +260,10 @@ class IngestWorker:
             job_id=job.job_id,
             activate=events_pb2.ActivateVersion(version=job.version, chunk_count=len(drafts)),
         )
+        # Before the activation goes out: retrieve may mark the job done right after it.
+        progress.status = types_pb2.JOB_STATUS_INDEXING
+        await self.registry.put_job(progress)
         await natsio.publish(self.js, subject, activate.SerializeToString(), msg_id=f"{base_id}/activate")
-        await self._set_status(
-            job, types_pb2.DOCUMENT_STATUS_INDEXING, types_pb2.JOB_STATUS_INDEXING, chunks_total=len(drafts)
-        )
 
     async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:
         def change(record):

@@ -7,8 +7,8 @@ import numpy as np
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
-from rag.v1 import events_pb2
 
+from rag.v1 import events_pb2
 from services.common import natsio
 from services.retrieve.backends.base import DenseIndex, LexicalIndex
 from services.retrieve.state import IndexState

@@ -5,8 +5,8 @@ import logging
 
 import grpc
 from opentelemetry import trace
-from rag.v1 import embed_pb2, embed_pb2_grpc, retrieve_pb2, retrieve_pb2_grpc, types_pb2
 
+from rag.v1 import embed_pb2, embed_pb2_grpc, retrieve_pb2, retrieve_pb2_grpc, types_pb2
 from services.common import natsio
 from services.common.clients import channel
 from services.common.config import RetrieveSettings
@@ -15,11 +15,34 @@ from services.retrieve.backends.base import SearchScope
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 from services.retrieve.consumer import IndexConsumer
-from services.retrieve.fusion import rrf
+from services.retrieve.fusion import METHODS, cap_per_document, fuse
 from services.retrieve.state import IndexState
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
+
+
+def resolve_fusion(asked: types_pb2.FusionParams, s: RetrieveSettings, top_k: int) -> types_pb2.FusionParams:
+    """The caller's fusion parameters with server defaults filled in: the exact ones used are returned."""
+    return types_pb2.FusionParams(
+        method=asked.method or s.fusion_method,
+        rrf_k=asked.rrf_k or s.rrf_k,
+        candidate_depth=max(asked.candidate_depth or s.candidate_depth, top_k),
+        dense_weight=asked.dense_weight if asked.HasField("dense_weight") else s.fusion_dense_weight,
+        max_per_document=asked.max_per_document or s.max_per_document,
+    )
+
+
+def fusion_problem(f: types_pb2.FusionParams, s: RetrieveSettings) -> str:
+    if f.method not in METHODS:
+        return f"fusion method {f.method!r} is unknown; use one of {', '.join(METHODS)}"
+    if not 0.0 <= f.dense_weight <= 1.0:
+        return f"dense_weight {f.dense_weight} is outside [0, 1]"
+    if f.candidate_depth > 10 * s.max_top_k:
+        return f"candidate_depth {f.candidate_depth} is above the limit {10 * s.max_top_k}"
+    if f.rrf_k <= 0:
+        return "rrf_k must be positive"
+    return ""
 
 
 class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
@@ -69,8 +92,11 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         if top_k > s.max_top_k:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"top_k {top_k} is above the limit {s.max_top_k}")
         scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids))
-        depth = max(request.fusion.candidate_depth or s.candidate_depth, top_k)
-        rrf_k = request.fusion.rrf_k or s.rrf_k
+        fusion = resolve_fusion(request.fusion, s, top_k)
+        problem = fusion_problem(fusion, s)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        depth = fusion.candidate_depth
         span = trace.get_current_span()
         span.set_attribute("rag.tenant", request.tenant)
 
@@ -107,8 +133,10 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         visible = self.state.visible
         dense_hits = [h for h in dense_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
         lexical_hits = [h for h in lexical_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
-        with tracer.start_as_current_span("rag.retrieve.fuse"):
-            fused = rrf(dense_hits, lexical_hits, rrf_k)[:top_k]
+        with tracer.start_as_current_span("rag.retrieve.fuse") as fuse_span:
+            fuse_span.set_attribute("rag.fusion.method", fusion.method)
+            fused = fuse(dense_hits, lexical_hits, fusion.method, fusion.dense_weight, fusion.rrf_k)
+            fused = cap_per_document(fused, fusion.max_per_document)[:top_k]
         hits = [
             types_pb2.Hit(
                 chunk=f.hit.chunk,
@@ -129,7 +157,7 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
             hits=hits,
             index_watermark=self.state.watermark,
             embedding_model_id=self.state.model_id or embedded.model_id,
-            fusion=types_pb2.FusionParams(method="rrf", rrf_k=rrf_k, candidate_depth=depth),
+            fusion=fusion,
             query_tokens=embedded.tokens,
         )
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import grpc
+
 from rag.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
 
 TERMINAL = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED}

@@ -10,6 +10,7 @@ import grpc
 import pytest
 from fixtures import docx, pdf
 from helpers import free_port_block
+
 from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
 
 from .system import System

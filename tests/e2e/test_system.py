@@ -8,6 +8,7 @@ import sys
 import grpc
 import pytest
 from helpers import free_port_block
+
 from rag.v1 import gateway_pb2, types_pb2
 
 from .system import System

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-from rag.v1 import types_pb2
 
+from rag.v1 import types_pb2
 from services.common.ids import chunk_id
 from services.retrieve.backends.base import SearchScope
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex

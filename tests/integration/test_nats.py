@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from rag.v1 import types_pb2
 
+from rag.v1 import types_pb2
 from services.common import natsio
 from services.ingest.registry import Registry
 

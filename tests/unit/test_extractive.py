@@ -1,5 +1,4 @@
 from rag.v1 import types_pb2
-
 from services.generate.extractive import extract_answer
 from services.generate.text import sentence_spans
 

@@ -1,7 +1,8 @@
-from rag.v1 import types_pb2
+import pytest
 
+from rag.v1 import types_pb2
 from services.retrieve.backends.base import EngineHit
-from services.retrieve.fusion import rrf
+from services.retrieve.fusion import cap_per_document, convex, fuse, rrf
 
 
 def hits(*ids_scores):
@@ -26,3 +27,47 @@ def test_rrf_is_pure_and_deterministic_on_ties():
 
 def test_rrf_of_nothing_is_nothing():
     assert rrf([], []) == []
+
+
+def test_weighted_rrf_favours_the_heavier_side():
+    dense, lexical = hits(("d", 1.0), ("x", 0.5)), hits(("l", 9.0), ("x", 3.0))
+    assert [f.chunk_id for f in fuse(dense, lexical, "rrf", 0.5, 60)][0] == "x"
+    # w = 0.99: d scores 1.98/61, x scores (1.98 + 0.02)/62: d first.
+    assert fuse(dense, lexical, "rrf", 0.99, 60)[0].chunk_id == "d"
+    assert fuse(dense, lexical, "rrf", 0.01, 60)[0].chunk_id == "l"
+
+
+def test_minmax_convex_combination():
+    dense = hits(("a", 0.9), ("b", 0.7), ("c", 0.5))
+    lexical = hits(("c", 20.0), ("a", 10.0))
+    fused = {f.chunk_id: f.score for f in convex(dense, lexical, 0.5, "minmax")}
+    assert fused == pytest.approx({"a": 0.5 * 1.0 + 0.5 * 0.0, "b": 0.5 * 0.5 + 0.5 * 0.0, "c": 0.5 * 0.0 + 0.5 * 1.0})
+
+
+def test_zscore_gives_missing_candidates_the_lists_floor():
+    dense = hits(("a", 3.0), ("b", 1.0))
+    lexical = hits(("c", 5.0), ("d", 1.0))
+    fused = {f.chunk_id: f.score for f in convex(dense, lexical, 0.5, "zscore")}
+    assert fused["a"] == fused["c"] == 0.5 * 1.0 + 0.5 * -1.0
+    assert fused["b"] == fused["d"] == -1.0
+
+
+def test_single_retriever_modes_keep_the_other_score():
+    dense, lexical = hits(("a", 0.9), ("b", 0.8)), hits(("b", 7.0), ("c", 6.0))
+    only_dense = fuse(dense, lexical, "dense", 0.5, 60)
+    assert [f.chunk_id for f in only_dense] == ["a", "b"]
+    assert only_dense[1].lexical_score == 7.0 and only_dense[1].lexical_rank == 1
+    assert [f.chunk_id for f in fuse(dense, lexical, "lexical", 0.5, 60)] == ["b", "c"]
+    with pytest.raises(ValueError):
+        fuse(dense, lexical, "magic", 0.5, 60)
+
+
+def test_cap_per_document():
+    chunks = [
+        EngineHit(types_pb2.Chunk(chunk_id=f"c{i}", doc_id=doc, tenant="t"), 1.0)
+        for i, doc in enumerate(["d1", "d1", "d2", "d1", "d2", "d3"])
+    ]
+    fused = fuse(chunks, [], "dense", 0.5, 60)
+    assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 1)] == ["d1", "d2", "d3"]
+    assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 2)] == ["d1", "d1", "d2", "d2", "d3"]
+    assert cap_per_document(fused, 0) == fused

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import qdrant_edge as qe
-from rag.v1 import types_pb2
 
+from rag.v1 import types_pb2
 from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
 
 # Filters on unindexed payload fields scan every point.

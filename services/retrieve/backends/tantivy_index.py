@@ -4,8 +4,8 @@ import threading
 from pathlib import Path
 
 import tantivy
-from rag.v1 import types_pb2
 
+from rag.v1 import types_pb2
 from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
 
 ANALYZER = "ragmesh_en"

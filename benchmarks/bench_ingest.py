@@ -1,0 +1,135 @@
+"""End-to-end ingestion throughput against the embed service's own, on the same chunks, same run.
+
+Embedding is the bottleneck; everything else (upload, registry, parsing, chunking, NATS, both
+indexes) is overhead. Goal: end-to-end >= 85% of embed-only chunks/s.
+"""
+
+import argparse
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from benchmarks.common import DBPEDIA, BenchSystem, read_jsonl
+from rag.v1 import embed_pb2, embed_pb2_grpc, gateway_pb2, gateway_pb2_grpc, types_pb2
+from services.common.tokenizer import load_tokenizer, token_counter
+from services.ingest.chunker import chunk_document
+from services.ingest.parsers import parse
+
+
+def as_documents(abstracts: list[dict], per_document: int) -> list[dict]:
+    """Group abstracts into Markdown documents with one section each (a report-like bulk import)."""
+    if per_document == 1:
+        return [
+            {"_id": a["_id"], "title": a.get("title", ""), "text": a["text"], "type": "text/plain"} for a in abstracts
+        ]
+    docs = []
+    for start in range(0, len(abstracts), per_document):
+        group = abstracts[start : start + per_document]
+        text = "\n\n".join(f"## {a.get('title', '')}\n\n{a['text']}" for a in group)
+        docs.append({"_id": f"bundle-{start}", "title": f"Bundle {start}", "text": text, "type": "text/markdown"})
+    return docs
+
+
+def chunk_texts(docs: list[dict]) -> list[str]:
+    count = token_counter(load_tokenizer(None, 256))
+    texts = []
+    for d in docs:
+        parsed = parse(d["text"].encode(), d["type"], "", d.get("title", ""))
+        texts += [c.embed_text for c in chunk_document(parsed, count)]
+    return texts
+
+
+def embed_only(addr: str, texts: list[str], batch: int, concurrency: int) -> float:
+    stub = embed_pb2_grpc.EmbedServiceStub(
+        grpc.insecure_channel(
+            addr, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+        )
+    )
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(
+            pool.map(
+                lambda b: stub.Embed(embed_pb2.EmbedRequest(texts=b, lane=embed_pb2.EMBED_LANE_BULK), timeout=600),
+                batches,
+            )
+        )
+    return len(texts) / (time.perf_counter() - started)
+
+
+def end_to_end(addr: str, key: str, docs: list[dict]) -> tuple[float, int]:
+    channel = grpc.insecure_channel(addr)
+    stub = gateway_pb2_grpc.GatewayServiceStub(channel)
+    metadata = (("x-api-key", key),)
+
+    def submit(d):
+        header = gateway_pb2.DocumentHeader(doc_id=d["_id"], title=d.get("title", ""), content_type=d["type"])
+        parts = iter(
+            [
+                gateway_pb2.IngestDocumentRequest(header=header),
+                gateway_pb2.IngestDocumentRequest(data=d["text"].encode()),
+            ]
+        )
+        return stub.IngestDocument(parts, metadata=metadata, timeout=120).job_id
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        jobs = list(pool.map(submit, docs))
+    chunks, pending = 0, list(jobs)
+    while pending:
+        job = stub.GetJob(gateway_pb2.GetJobRequest(job_id=pending[0]), metadata=metadata, timeout=30).job
+        if job.status in (types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED):
+            chunks += job.chunks_total
+            pending.pop(0)
+        else:
+            time.sleep(0.05)
+    return chunks / (time.perf_counter() - started), chunks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--abstracts", type=int, default=1500, help="dbpedia-5k abstracts to import")
+    parser.add_argument("--per-document", type=int, default=10, help="abstracts per document (sections)")
+    parser.add_argument("--small", type=int, default=400, help="also import this many one-abstract documents")
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    abstracts = read_jsonl(DBPEDIA / "corpus.jsonl")
+    docs = as_documents(abstracts[: args.abstracts], args.per_document)
+    small = as_documents(abstracts[args.abstracts : args.abstracts + args.small], 1)
+    texts = chunk_texts(docs)
+    with BenchSystem() as bench:
+        embed_rate = embed_only(bench.ports.addr("embed"), texts, args.batch, 2)
+        cpu_before = bench.cpu_seconds()
+        e2e_rate, chunks = end_to_end(bench.gateway, bench.key, docs)
+        cpu = {k: round(v - cpu_before.get(k, 0), 1) for k, v in bench.cpu_seconds().items()}
+        small_rate, small_chunks = end_to_end(bench.gateway, bench.key, small) if small else (0.0, 0)
+        peak = bench.peak_rss_mb()
+    ratio = e2e_rate / embed_rate
+    print(f"documents {len(docs)} of {args.per_document} abstracts, chunks {chunks} (expected {len(texts)})")
+    print(f"embed-only   {embed_rate:8.1f} chunks/s (embed service over gRPC, bulk lane, batches of {args.batch})")
+    print(f"end-to-end   {e2e_rate:8.1f} chunks/s (upload -> indexed, through the gateway)")
+    print(f"ratio        {ratio:8.3f} (goal >= 0.85)")
+    if small:
+        print(
+            f"one-abstract documents: {small_rate:.1f} chunks/s end to end ({small_chunks} chunks; "
+            f"{small_rate / embed_rate:.3f} of embed-only: per-document overhead dominates tiny documents)"
+        )
+    print(f"CPU seconds during the end-to-end run, per process: {cpu}")
+    print(f"peak RSS     {peak:8.1f} MiB (sum over all processes)")
+    print(
+        json.dumps(
+            {
+                "chunks_per_s": {"end_to_end": round(e2e_rate, 1), "embed_only": round(embed_rate, 1)},
+                "ratio": round(ratio, 3),
+                "documents": len(docs),
+                "chunks": chunks,
+                "peak_rss_mb": round(peak, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

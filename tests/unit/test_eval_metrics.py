@@ -1,0 +1,40 @@
+"""The evaluation harness's metrics (trec_eval through pytrec-eval) on cases worked out by hand."""
+
+import math
+
+from services.cli.evaluate import load_dataset, scores, tenant_for
+
+
+def test_perfect_and_empty_runs():
+    qrels = {"q1": {"a": 2, "b": 1}, "q2": {"c": 1}}
+    perfect = scores(qrels, {"q1": {"a": 3.0, "b": 2.0}, "q2": {"c": 1.0}})
+    assert perfect == {"ndcg@10": 1.0, "recall@100": 1.0, "mrr@10": 1.0}
+    assert scores(qrels, {}) == {"ndcg@10": 0.0, "recall@100": 0.0, "mrr@10": 0.0}
+
+
+def test_graded_ndcg_uses_the_ideal_ranking_from_the_judgments():
+    qrels = {"q": {"a": 2, "b": 1, "z": 1}}  # z is judged but never retrieved
+    result = scores(qrels, {"q": {"x": 3.0, "b": 2.0, "a": 1.0}})
+    # trec_eval: gain = the judgment itself, discount log2(rank + 1).
+    dcg = 1 / math.log2(3) + 2 / math.log2(4)
+    ideal = 2 / math.log2(2) + 1 / math.log2(3) + 1 / math.log2(4)
+    assert math.isclose(result["ndcg@10"], dcg / ideal, rel_tol=1e-4)
+    assert math.isclose(result["recall@100"], 2 / 3, rel_tol=1e-6)
+    assert result["mrr@10"] == 0.5
+
+
+def test_mrr_is_cut_at_ten():
+    ranking = {f"x{i}": 100.0 - i for i in range(10)} | {"rel": 1.0}
+    assert scores({"q": {"rel": 1}}, {"q": ranking})["mrr@10"] == 0.0
+
+
+def test_dataset_loading_with_and_without_header(tmp_path):
+    for header in ("query-id\tcorpus-id\tscore\n", ""):
+        (tmp_path / "qrels").mkdir(exist_ok=True)
+        (tmp_path / "qrels" / "test.tsv").write_text(header + "q1\td1\t2\nq1\td2\t0\n")
+        (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q9", "text": "unjudged"}\n')
+        (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "a\\u2028b"}\n')
+        dataset = load_dataset(tmp_path)
+        assert dataset.qrels == {"q1": {"d1": 2, "d2": 0}}
+        assert dataset.queries == {"q1": "one"} and dataset.corpus[0]["text"] == "a\u2028b"
+    assert tenant_for("dbpedia-5k") == "eval-dbpedia-5k"
