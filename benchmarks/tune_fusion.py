@@ -77,11 +77,11 @@ def main() -> None:
     print("method  dense_w  rrf_k   nDCG@10 (all / fold0 / fold1)")
     for (method, w, k), total, f0, f1 in results[:12]:
         print(f"{method:7s} {w:7.2f} {k:6.0f}   {total:.4f} / {f0:.4f} / {f1:.4f}")
-    for train, test in ((1, 2), (2, 1)):
-        best = max(results, key=lambda r: r[train])
-        single = {m: ndcg((m, 0.5, 0), folds[test - 1]) for m in ("dense", "lexical")}
+    for train, test in ((0, 1), (1, 0)):  # result columns: setting, all, fold0, fold1
+        best = max(results, key=lambda r: r[2 + train])
+        single = {m: ndcg((m, 0.5, 0), folds[test]) for m in ("dense", "lexical")}
         print(
-            f"tuned on fold{train - 1}: {best[0]} -> fold{test - 1} nDCG@10 {best[test]:.4f} "
+            f"tuned on fold{train}: {best[0]} -> fold{test} nDCG@10 {best[2 + test]:.4f} "
             f"(dense {single['dense']:.4f}, lexical {single['lexical']:.4f} on that fold)"
         )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 DEFAULT_PORT_BASE = 50050
 SERVICES = ("embed", "generate", "retrieve", "ingest", "gateway")  # start order: dependencies first
-OFFSETS = {"nats": 0, "gateway": 1, "ingest": 2, "embed": 3, "retrieve": 4, "generate": 5}
+OFFSETS = {"nats": 0, "gateway": 1, "ingest": 2, "embed": 3, "retrieve": 4, "generate": 5, "otlp": 6}
 METRICS_OFFSET = 10
 
 

@@ -333,6 +333,31 @@ def eval_command(
         typer.echo(evaluate.markdown(report))
 
 
+@app.command()
+def trace(
+    trace_id: str = typer.Argument("", help="Trace id (32 hex digits)."),
+    last: bool = typer.Option(False, "--last", help="The latest Ask."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Print a trace recorded by `ragmesh up` as a waterfall (development; production uses Jaeger)."""
+    from services.cli import traces
+
+    spans = traces.load_spans(data_dir(data) / "traces")
+    trace_id = traces.last_ask(spans) if last else trace_id
+    if not trace_id:
+        raise typer.BadParameter("give a trace id or --last (no Ask recorded yet?)")
+    found = traces.trace_spans(spans, trace_id)
+    if not found:
+        typer.echo(f"no spans for trace {trace_id} (spans are flushed every 0.5 s)", err=True)
+        raise typer.Exit(1)
+    if as_json:
+        keys = ("trace_id", "span_id", "parent_span_id", "service", "name", "start", "duration_ms", "attributes")
+        emit({"trace_id": trace_id, "spans": [{k: s[k] for k in keys} for s in found]})
+    else:
+        typer.echo(traces.waterfall(found))
+
+
 @docs_app.command("list")
 def docs_list(include_deleted: bool = typer.Option(False, "--deleted"), data: Path = DataDir, as_json: bool = JsonOut):
     """Documents of your tenant with version and status."""

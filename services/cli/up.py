@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.local import SERVICES, Ports, admin_key, write_endpoint
+from services.cli.traces import start_receiver
 from services.gateway.auth import key_hash
 
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
@@ -87,6 +88,12 @@ class LocalSystem:
                 "RAGMESH_GENERATE_ADDR": p.addr("generate"),
                 "RAGMESH_DRAIN_SECONDS": str(self.drain_seconds),
                 "RAGMESH_INSTANCE": f"{name}-local",
+                # Traces go to the receiver built into `ragmesh up`, unless pointed elsewhere.
+                "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{p.grpc('otlp')}"
+                ),
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+                "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "500"),
             }
         )
         if name == "gateway":
@@ -108,6 +115,7 @@ class LocalSystem:
     def start(self, timeout: float = 300.0) -> str:
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self.receiver = start_receiver(self.data / "traces", self.ports.grpc("otlp"))
         conf = self.data / "nats.conf"
         conf.write_text(
             NATS_CONFIG.format(port=self.ports.grpc("nats"), store=self.data / "nats", sync=self.sync_interval)
@@ -123,7 +131,8 @@ class LocalSystem:
         return gateway
 
     def stop(self) -> None:
-        """Gateway first (no new work), then the rest, NATS last; each drains before it exits."""
+        """Gateway first (no new work), then the rest, NATS last; each drains before it exits.
+        The trace receiver goes last, after the services flushed their spans."""
         for name in ["gateway", "ingest", "retrieve", "generate", "embed", "nats"]:
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
@@ -134,6 +143,8 @@ class LocalSystem:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if getattr(self, "receiver", None) is not None:
+            self.receiver.stop(grace=2).wait()
 
     def watch(self, stop: threading.Event, on_restart=None) -> str | None:
         """Block until asked to stop. A process that dies is restarted, as a kubelet would; one that

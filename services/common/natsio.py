@@ -131,10 +131,17 @@ async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: st
 
 
 @contextlib.contextmanager
-def consume_span(name: str, msg) -> Iterator[trace.Span]:
-    """A CONSUMER span continuing the trace carried in the message headers."""
+def consume_span(name: str, msg, batch: list | None = None) -> Iterator[trace.Span]:
+    """A CONSUMER span continuing the trace carried in the message headers; when one span covers
+    a batch, it links to the trace of every other message in it."""
     context = propagate.extract(dict(msg.headers or {}))
-    with tracer.start_as_current_span(name, context=context, kind=SpanKind.CONSUMER) as span:
+    links = []
+    for other in batch or []:
+        if other is not msg:
+            linked = trace.get_current_span(propagate.extract(dict(other.headers or {}))).get_span_context()
+            if linked.is_valid:
+                links.append(trace.Link(linked))
+    with tracer.start_as_current_span(name, context=context, kind=SpanKind.CONSUMER, links=links) as span:
         span.set_attribute("messaging.system", "nats")
         span.set_attribute("messaging.destination.name", msg.subject)
         yield span

@@ -1,6 +1,7 @@
 """Embed service: Embed (two lanes) and GetModelInfo."""
 
 import grpc
+from opentelemetry import trace
 
 from rag.v1 import embed_pb2, embed_pb2_grpc
 from services.common.config import EmbedSettings
@@ -8,6 +9,8 @@ from services.common.server import Service, run
 from services.common.tokenizer import packaged_model_path, packaged_tokenizer_path
 from services.embed.batcher import BULK, INTERACTIVE, Batcher, QueueFull
 from services.embed.model import EmbeddingModel
+
+tracer = trace.get_tracer("ragmesh.embed")
 
 LANES = {
     embed_pb2.EMBED_LANE_UNSPECIFIED: INTERACTIVE,
@@ -60,8 +63,14 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
                     grpc.StatusCode.INVALID_ARGUMENT,
                     f"text {index} has {len(text)} characters; the limit is {s.max_chars_per_text}",
                 )
+        lane = LANES.get(request.lane, INTERACTIVE)
+        span = trace.get_current_span()
+        span.set_attribute("rag.lane", lane)
+        span.set_attribute("rag.batch.size", len(request.texts))
         try:
-            vectors, tokens = await self.batcher.embed(list(request.texts), LANES.get(request.lane, INTERACTIVE))
+            with tracer.start_as_current_span("rag.embed.embed") as step:
+                vectors, tokens = await self.batcher.embed(list(request.texts), lane)
+                step.set_attribute("rag.tokens", tokens)
         except QueueFull as exc:
             context.set_trailing_metadata((("retry-after-ms", str(exc.retry_after_ms)),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))

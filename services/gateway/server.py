@@ -6,6 +6,7 @@ import uuid
 
 import grpc
 from opentelemetry import trace
+from prometheus_client import Counter
 
 from rag.v1 import (
     events_pb2,
@@ -29,6 +30,14 @@ from services.gateway.auth import METHOD_ROLES, KeyStore, allowed, key_from_meta
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.gateway")
+
+QUERIES = Counter(
+    "ragmesh_queries_total", "Searches and answers, by tenant, method and status.", ["tenant", "method", "status"]
+)
+TOKENS = Counter(
+    "ragmesh_tokens_total", "Tokens used, by tenant and kind (prompt, completion, embedding).", ["tenant", "kind"]
+)
+COST = Counter("ragmesh_cost_usd_total", "Provider cost in US dollars, by tenant.", ["tenant"])
 
 CHUNKER_VERSION_UNKNOWN = ""
 
@@ -212,6 +221,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             self.retrieve.Retrieve,
             self._retrieve_request(caller, request.query, top_k, request.fusion, request.doc_ids),
         )
+        QUERIES.labels(caller.tenant, "search", "ok").inc()
+        TOKENS.labels(caller.tenant, "embedding").inc(response.query_tokens)
         return gateway_pb2.SearchResponse(
             query_id=uuid.uuid4().hex,
             hits=response.hits,
@@ -273,6 +284,18 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             citations=final.citations,
             manifest=manifest,
         )
+        status_name = types_pb2.AnswerStatus.Name(final.status).removeprefix("ANSWER_STATUS_").lower()
+        QUERIES.labels(caller.tenant, "ask", status_name).inc()
+        usage = manifest.usage
+        for kind, n in (
+            ("prompt", usage.prompt_tokens),
+            ("completion", usage.completion_tokens),
+            ("embedding", usage.embedding_tokens),
+        ):
+            TOKENS.labels(caller.tenant, kind).inc(n)
+        COST.labels(caller.tenant).inc(0.0)
+        span.set_attribute("rag.tokens", usage.prompt_tokens + usage.completion_tokens + usage.embedding_tokens)
+        span.set_attribute("rag.cost", 0.0)
         await self._audit(caller, request.question, "Ask", answer, total_ms)
         yield gateway_pb2.AskResponse(final=answer)
 

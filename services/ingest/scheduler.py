@@ -12,11 +12,13 @@ from collections import deque
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig
+from prometheus_client import Gauge
 
 from services.common import natsio
 
 SUBJECT_PREFIX = "rag.jobs."
 REFRESH_SECONDS = 0.25
+QUEUE_DEPTH = Gauge("ragmesh_ingest_queue_depth", "Jobs waiting or in flight, per tenant.", ["tenant"])
 
 
 def consumer_name(tenant: str) -> str:
@@ -58,6 +60,7 @@ class FairJobQueue:
         for tenant in self.pending:
             if SUBJECT_PREFIX + tenant not in counts:
                 self.pending[tenant] = 0
+            QUEUE_DEPTH.labels(tenant).set(self.pending[tenant])
         self._refreshed = time.monotonic()
 
     async def next(self):

@@ -16,6 +16,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import ObjectNotFoundError
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
+from prometheus_client import Counter
 
 from rag.v1 import embed_pb2, events_pb2, types_pb2
 from services.common import natsio
@@ -29,6 +30,11 @@ from services.ingest.scheduler import FairJobQueue
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.ingest")
+
+JOBS = Counter("ragmesh_ingest_jobs_total", "Ingestion jobs finished, by outcome.", ["outcome"])
+REDELIVERIES = Counter("ragmesh_ingest_redeliveries_total", "Job deliveries after the first (retries, crashes).")
+CHUNKS = Counter("ragmesh_ingest_chunks_total", "Chunks embedded and sent to the index.", ["tenant"])
+EMBED_TOKENS = Counter("ragmesh_ingest_embedding_tokens_total", "Embedding tokens spent on ingestion.", ["tenant"])
 
 
 class Superseded(Exception):
@@ -95,6 +101,8 @@ class IngestWorker:
             await msg.ack()
             return
         attempt = natsio.delivery_count(msg)
+        if attempt > 1:
+            REDELIVERIES.inc()
         with natsio.consume_span("rag.ingest.job", msg) as span:
             span.set_attribute("rag.tenant", job.tenant)
             span.set_attribute("rag.doc_id", job.doc_id)
@@ -104,21 +112,26 @@ class IngestWorker:
             try:
                 await self.process(job, attempt)
                 await msg.ack()
+                JOBS.labels("indexing").inc()
             except Superseded as exc:
                 await self.registry.update_job(job.job_id, status=types_pb2.JOB_STATUS_DONE, error=str(exc))
                 await msg.ack()
+                JOBS.labels("superseded").inc()
             except DocumentError as exc:
                 await self.fail(job, str(exc), attempt)
                 await msg.ack()
+                JOBS.labels("failed").inc()
             except Exception as exc:
                 span.record_exception(exc)
                 reason = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc) or type(exc).__name__
                 if attempt >= self.settings.max_deliveries:
                     await self.fail(job, f"gave up after {attempt} attempts: {reason}", attempt)
                     await msg.ack()
+                    JOBS.labels("dead_lettered").inc()
                 else:
                     log.warning("job failed, will retry", extra={"fields": {"job_id": job.job_id, "error": reason}})
                     await msg.nak(delay=min(30.0, 2.0**attempt))
+                    JOBS.labels("retried").inc()
             finally:
                 heartbeat.cancel()
 
@@ -251,6 +264,8 @@ class IngestWorker:
             )
             await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
             progress.chunks_embedded = start + len(batch)
+            CHUNKS.labels(job.tenant).inc(len(batch))
+            EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
             await self.registry.put_job(progress)
         await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
         activate = events_pb2.IndexBatch(

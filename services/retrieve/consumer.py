@@ -7,6 +7,7 @@ import numpy as np
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
+from prometheus_client import Counter, Gauge
 
 from rag.v1 import events_pb2
 from services.common import natsio
@@ -15,6 +16,11 @@ from services.retrieve.state import IndexState
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
+
+INDEX_POINTS = Gauge("ragmesh_index_points", "Chunks in each engine.", ["engine"])
+WATERMARK = Gauge("ragmesh_index_watermark", "Last index-stream sequence applied to both engines.")
+WATERMARK_LAG = Gauge("ragmesh_index_watermark_lag", "Index events in the stream not applied yet.")
+APPLIED = Counter("ragmesh_index_events_applied_total", "Index events applied, by operation.", ["op"])
 
 
 class IndexConsumer:
@@ -56,6 +62,7 @@ class IndexConsumer:
             try:
                 msgs = await self.sub.fetch(batch=self.batch, timeout=1.0)
             except TimeoutError:
+                await self._observe()
                 continue
             except Exception:
                 log.exception("index fetch failed")
@@ -71,6 +78,18 @@ class IndexConsumer:
                     except Exception:
                         break  # NATS unreachable: the ack wait redelivers them
                 await asyncio.sleep(0.5)
+            await self._observe()
+
+    async def _observe(self) -> None:
+        """Index size and how far the watermark trails the stream, for dashboards and alerts."""
+        try:
+            last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
+            WATERMARK.set(self.state.watermark)
+            WATERMARK_LAG.set(max(0, last - self.state.watermark))
+            INDEX_POINTS.labels("dense").set(await asyncio.to_thread(self.dense.count))
+            INDEX_POINTS.labels("lexical").set(await asyncio.to_thread(self.lexical.count))
+        except Exception:
+            log.debug("index metrics not refreshed", exc_info=True)
 
     async def apply(self, msgs) -> None:
         events = []
@@ -82,7 +101,7 @@ class IndexConsumer:
                 await msg.term()
         if not events:
             return
-        with natsio.consume_span("rag.retrieve.apply_index_batch", events[0][0]) as span:
+        with natsio.consume_span("rag.retrieve.apply_index_batch", events[0][0], [m for m, _ in events]) as span:
             span.set_attribute("rag.batch.size", len(events))
             changes, indexed, failed, model_id = await asyncio.to_thread(self._apply_engines, events)
             watermark = max(msg.metadata.sequence.stream for msg, _ in events)
@@ -125,6 +144,7 @@ class IndexConsumer:
                 continue
             model_id = model_id or event.embedding_model_id
             op = event.WhichOneof("op")
+            APPLIED.labels(op or "none").inc()
             if op == "upserts":
                 chunks = list(event.upserts.chunks)
                 vectors = np.asarray(event.upserts.vectors, dtype=np.float32).reshape(

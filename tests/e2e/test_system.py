@@ -4,6 +4,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 
 import grpc
 import pytest
@@ -186,6 +188,134 @@ def test_cli_json_output(system, acme):
     )
     assert found["hits"][0]["doc_id"] == "etna.txt"
     assert {"doc_id", "chunk_id", "score", "dense_score", "lexical_score"} <= set(found["hits"][0])
+
+
+def wait_for_trace(system, predicate, timeout: float = 15.0) -> list[dict]:
+    from services.cli import traces
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        spans = traces.load_spans(system.data / "traces")
+        found = predicate(spans)
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError("the expected spans never arrived")
+
+
+def test_one_trace_from_question_to_answer(system, acme):
+    _, final = acme.ask("Where is Mount Etna?")
+    trace_id = final.manifest.trace_id
+    assert len(trace_id) == 32 and set(trace_id) != {"0"}
+    services = {"gateway", "retrieve", "embed", "generate"}
+
+    def complete(spans):
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        return mine if services <= {s["service"] for s in mine} else None
+
+    spans = wait_for_trace(system, complete)
+    by_id = {s["span_id"]: s for s in spans}
+    roots = [s for s in spans if s["parent_span_id"] not in by_id]
+    assert [r["name"] for r in roots] == ["/rag.v1.GatewayService/Ask"]
+
+    def parent(span):
+        return by_id[span["parent_span_id"]]
+
+    def server(name):
+        return next(s for s in spans if s["name"] == name and s["kind"] == "server")
+
+    retrieve = server("/rag.v1.RetrieveService/Retrieve")
+    assert parent(retrieve)["service"] == "gateway" and parent(retrieve)["kind"] == "client"
+    embed = server("/rag.v1.EmbedService/Embed")
+    assert parent(embed)["service"] == "retrieve" and parent(embed)["kind"] == "client"
+    generate = server("/rag.v1.GenerateService/Generate")
+    assert parent(generate)["service"] == "gateway"
+    steps = {s["name"] for s in spans}
+    assert {"rag.retrieve.dense", "rag.retrieve.lexical", "rag.retrieve.fuse", "rag.generate.generate"} <= steps
+    dense = next(s for s in spans if s["name"] == "rag.retrieve.dense")
+    assert parent(dense)["span_id"] == retrieve["span_id"] or parent(parent(dense))["span_id"] == retrieve["span_id"]
+    assert not any("Etna" in str(s["attributes"]) for s in spans), "question text must stay off spans"
+
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "trace", trace_id, "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert {"trace_id", "span_id", "parent_span_id", "service", "name", "start", "duration_ms", "attributes"} <= set(
+        shown["spans"][0]
+    )
+    waterfall = subprocess.run(
+        [sys.executable, "-m", "services.cli", "trace", "--last"], env=env, check=True, capture_output=True, text=True
+    ).stdout
+    assert "GatewayService/Ask" in waterfall and "rag.retrieve.dense" in waterfall
+
+
+def test_one_trace_from_upload_to_index(system, acme):
+    assert (
+        acme.ingest_and_wait("traced.txt", b"Tidal pools host anemones and small crabs.").status
+        == types_pb2.JOB_STATUS_DONE
+    )
+
+    def ingestion(spans):
+        job = [s for s in spans if s["name"] == "rag.ingest.job" and s["attributes"].get("rag.doc_id") == "traced.txt"]
+        if not job:
+            return None
+        trace_id = job[0]["trace_id"]
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        applied = [
+            s
+            for s in spans
+            if s["name"] == "rag.retrieve.apply_index_batch" and (s["trace_id"] == trace_id or trace_id in s["links"])
+        ]
+        return mine + applied if applied and {"gateway", "ingest", "embed"} <= {s["service"] for s in mine} else None
+
+    spans = wait_for_trace(system, ingestion)
+    names = {(s["service"], s["name"], s["kind"]) for s in spans}
+    assert ("gateway", "/rag.v1.GatewayService/IngestDocument", "server") in names
+    assert ("ingest", "rag.ingest.enqueue", "producer") in names
+    assert ("ingest", "rag.ingest.job", "consumer") in names
+    assert ("embed", "/rag.v1.EmbedService/Embed", "server") in names
+    assert any(s["service"] == "retrieve" and s["kind"] == "consumer" for s in spans)
+    job = next(s for s in spans if s["name"] == "rag.ingest.job")
+    enqueue = next(s for s in spans if s["name"] == "rag.ingest.enqueue")
+    assert job["parent_span_id"] == enqueue["span_id"], "the worker continues the submit's trace across NATS"
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return response.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def test_metrics_endpoints_move_after_traffic(system, acme):
+    acme.ask("What do red pandas eat?")
+    base = system.port_base + 10
+    ports = {"gateway": base + 1, "ingest": base + 2, "embed": base + 3, "retrieve": base + 4, "generate": base + 5}
+    texts = {name: scrape(port) for name, port in ports.items()}
+    assert metric(texts["gateway"], "ragmesh_queries_total") > 0
+    assert metric(texts["gateway"], 'ragmesh_tokens_total{kind="embedding"') > 0
+    assert metric(texts["gateway"], "ragmesh_rpc_latency_seconds_count") > 0
+    assert metric(texts["ingest"], "ragmesh_ingest_chunks_total") > 0
+    assert metric(texts["ingest"], "ragmesh_ingest_jobs_total") > 0
+    assert metric(texts["embed"], "ragmesh_embed_batch_size_count") > 0
+    assert metric(texts["embed"], 'ragmesh_embed_queue_depth{lane="bulk"}') == 0
+    assert metric(texts["retrieve"], "ragmesh_index_watermark ") > 0
+    assert metric(texts["retrieve"], 'ragmesh_index_points{engine="dense"}') > 0
+    assert "ragmesh_index_watermark_lag" in texts["retrieve"]
+    assert metric(texts["generate"], 'ragmesh_rpc_latency_seconds_count{code="OK",method="Generate"') > 0
+    assert "ragmesh_cost_usd_total" in texts["gateway"] and "ragmesh_embed_cache_requests_total" in texts["embed"]
 
 
 def test_data_survives_a_restart(system, acme):

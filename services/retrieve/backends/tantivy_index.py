@@ -36,8 +36,9 @@ def build_schema() -> tantivy.Schema:
 
 
 class TantivyIndex:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, field_boosts: dict[str, float] | None = None) -> None:
         self.path = Path(path)
+        self.field_boosts = field_boosts or {"title": 1.0, "section": 1.0, "text": 1.0}
         self.analyzer = english_analyzer()
         self.index: tantivy.Index | None = None
         self.writer: tantivy.IndexWriter | None = None
@@ -54,6 +55,10 @@ class TantivyIndex:
 
     def _term(self, field: str, value) -> tantivy.Query:
         return tantivy.Query.term_query(self.schema, field, value)
+
+    def _match(self, field: str, term: str, boost: float) -> tantivy.Query:
+        query = self._term(field, term)
+        return query if boost == 1.0 else tantivy.Query.boost_query(query, boost)
 
     def upsert(self, chunks: list[types_pb2.Chunk]) -> None:
         with self._lock:
@@ -97,7 +102,9 @@ class TantivyIndex:
         if not terms:
             return []
         matches = [
-            (tantivy.Occur.Should, self._term(field, term)) for term in terms for field in ("title", "section", "text")
+            (tantivy.Occur.Should, self._match(field, term, boost))
+            for term in terms
+            for field, boost in self.field_boosts.items()
         ]
         filters = [
             self._term("tenant", scope.tenant),

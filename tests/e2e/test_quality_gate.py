@@ -1,0 +1,61 @@
+"""Quality gate: retrieval on dbpedia-5k through the real system must not regress.
+
+Thresholds sit just under the figures measured with the packaged model (README, Retrieval
+quality); a change that loses quality fails CI.
+"""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import free_port_block
+
+from .system import System
+
+pytestmark = pytest.mark.e2e
+
+DATASET = __import__("conftest").DATASETS / "dbpedia-5k"
+FLOORS = {
+    "dense": {"ndcg@10": 0.51, "recall@100": 0.93, "mrr@10": 0.77},
+    "lexical": {"ndcg@10": 0.38, "recall@100": 0.82, "mrr@10": 0.68},
+    "hybrid": {"ndcg@10": 0.505, "recall@100": 0.93, "mrr@10": 0.76},
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    assert (DATASET / "corpus.jsonl").exists(), f"the evaluation dataset is missing at {DATASET}"
+    system = System(tmp_path_factory.mktemp("quality"), free_port_block()).start()
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "services.cli", "eval", str(DATASET), "--json", "--data-dir", str(system.data)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1500,
+        )
+        yield json.loads(out.stdout)
+    finally:
+        system.stop()
+
+
+@pytest.mark.parametrize("mode", FLOORS)
+def test_retrieval_quality_floor(report, mode):
+    measured = report["modes"][mode]
+    for metric, floor in FLOORS[mode].items():
+        assert measured[metric] >= floor, f"{mode} {metric} {measured[metric]:.4f} fell below {floor}"
+
+
+def test_hybrid_never_loses_much_to_either_retriever(report):
+    modes = report["modes"]
+    for single in ("dense", "lexical"):
+        assert modes["hybrid"]["ndcg@10"] >= modes[single]["ndcg@10"] - 0.01
+
+
+def test_report_names_model_watermark_and_every_query(report):
+    assert report["model_id"].startswith("all-MiniLM-L6-v2@sha256:")
+    assert report["index_watermark"] >= 5000 and report["queries"] == 40
+    assert report["ingest"]["documents"] == 5000 and report["ingest"]["failed"] == 0
+    for mode in FLOORS:
+        assert set(report["modes"][mode]["latency_ms"]) == {"p50", "p95", "p99"}
