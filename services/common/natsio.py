@@ -68,6 +68,7 @@ STREAMS = (STREAM_JOBS, STREAM_INDEX, STREAM_EVENTS, STREAM_AUDIT, STREAM_DLQ)
 KV_DOCS = "rag_docs"
 KV_JOBS = "rag_jobs"
 KV_KEYS = "rag_keys"
+KV_USAGE = "rag_usage"
 OBJECTS_RAW = "rag_raw"
 
 
@@ -111,7 +112,7 @@ async def ensure_all(js: JetStreamContext) -> None:
     """Declare every stream, bucket and object store; safe to call from every service at start."""
     for config in STREAMS:
         await ensure_stream(js, config)
-    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1)):
+    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1)):
         await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE))
     await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE))
 

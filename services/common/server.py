@@ -28,6 +28,7 @@ class Service:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
+        self.ready = False
 
     def register(self, server: grpc.aio.Server) -> Iterable[str]:
         """Add servicers; return their full service names (for health and reflection)."""
@@ -43,7 +44,7 @@ class Service:
 async def serve(service: Service, stop_event: asyncio.Event | None = None) -> None:
     settings = service.settings
     server = grpc.aio.server(
-        interceptors=[aio_server_interceptor(), RpcInterceptor(service.name)],
+        interceptors=[aio_server_interceptor(), RpcInterceptor(service.name, lambda: service.ready)],
         options=[
             ("grpc.max_receive_message_length", GRPC_MESSAGE_LIMIT),
             ("grpc.max_send_message_length", GRPC_MESSAGE_LIMIT),
@@ -69,6 +70,7 @@ async def serve(service: Service, stop_event: asyncio.Event | None = None) -> No
         loop.add_signal_handler(sig, stop_event.set)
 
     await service.start()
+    service.ready = True
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("serving")

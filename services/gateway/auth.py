@@ -21,8 +21,11 @@ METHOD_ROLES = {
     "ListDocuments": gateway_pb2.ROLE_READER,
     "IngestDocument": gateway_pb2.ROLE_WRITER,
     "DeleteDocument": gateway_pb2.ROLE_WRITER,
-    "RetryDocument": gateway_pb2.ROLE_WRITER,
     "CreateApiKey": gateway_pb2.ROLE_ADMIN,
+    "ListApiKeys": gateway_pb2.ROLE_ADMIN,
+    "RevokeApiKey": gateway_pb2.ROLE_ADMIN,
+    "RetryDocument": gateway_pb2.ROLE_WRITER,
+    "GetUsage": gateway_pb2.ROLE_READER,
 }
 
 
@@ -52,22 +55,34 @@ def allowed(role: int, method: str) -> bool:
 
 
 class KeyStore:
-    def __init__(self, kv: KeyValue) -> None:
-        self.kv = kv
+    def __init__(self, kv: KeyValue, clock=time.time) -> None:
+        self.kv, self.clock = kv, clock
 
-    async def lookup(self, api_key: str) -> gateway_pb2.ApiKeyRecord | None:
+    async def lookup(self, api_key: str) -> tuple[gateway_pb2.ApiKeyRecord | None, str]:
+        """The key's record, or None and why it is refused."""
         if not api_key:
-            return None
+            return None, "missing API key: send it as `x-api-key` metadata"
         try:
             entry = await self.kv.get(key_hash(api_key))
         except KeyNotFoundError:
-            return None
-        record = gateway_pb2.ApiKeyRecord.FromString(entry.value) if entry.value else None
-        return None if record is None or record.revoked else record
+            return None, "unknown API key"
+        record = gateway_pb2.ApiKeyRecord.FromString(entry.value)
+        if record.revoked:
+            return None, f"API key {record.key_id} was revoked"
+        if record.expires_unix_ms and self.clock() * 1000 >= record.expires_unix_ms:
+            return None, f"API key {record.key_id} expired"
+        return record, ""
 
     async def add(
-        self, key_sha256: str, tenant: str, principals: list[str], role: int, description: str = ""
+        self,
+        key_sha256: str,
+        tenant: str,
+        principals: list[str],
+        role: int,
+        description: str = "",
+        ttl_seconds: int = 0,
     ) -> gateway_pb2.ApiKeyRecord:
+        now_ms = int(self.clock() * 1000)
         record = gateway_pb2.ApiKeyRecord(
             key_id=key_sha256[:12],
             key_sha256=key_sha256,
@@ -75,7 +90,8 @@ class KeyStore:
             principals=principals,
             role=role,
             description=description,
-            created_unix_ms=int(time.time() * 1000),
+            created_unix_ms=now_ms,
+            expires_unix_ms=now_ms + ttl_seconds * 1000 if ttl_seconds else 0,
         )
         await self.kv.put(key_sha256, record.SerializeToString())
         return record
@@ -85,3 +101,25 @@ class KeyStore:
             await self.kv.get(key_sha256)
         except KeyNotFoundError:
             await self.add(key_sha256, tenant, principals, role, description)
+
+    async def list(self, tenant: str = "") -> list[gateway_pb2.ApiKeyRecord]:
+        watcher = await self.kv.watchall(ignore_deletes=True)
+        records = []
+        try:
+            async for entry in watcher:
+                if entry is None:
+                    break
+                record = gateway_pb2.ApiKeyRecord.FromString(entry.value)
+                if not tenant or record.tenant == tenant:
+                    records.append(record)
+        finally:
+            await watcher.stop()
+        return sorted(records, key=lambda r: (r.tenant, r.created_unix_ms))
+
+    async def revoke(self, key_id: str) -> gateway_pb2.ApiKeyRecord | None:
+        for record in await self.list():
+            if record.key_id == key_id:
+                record.revoked = True
+                await self.kv.put(record.key_sha256, record.SerializeToString())
+                return record
+        return None

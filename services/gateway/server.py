@@ -1,5 +1,8 @@
 """Gateway: the only public API. Authenticates, routes, orchestrates search -> generate, audits."""
 
+import dataclasses
+import inspect
+import json
 import logging
 import time
 import uuid
@@ -26,7 +29,9 @@ from services.common.config import GatewaySettings
 from services.common.ids import valid_doc_id, valid_tenant
 from services.common.server import Service, run
 from services.common.telemetry import current_trace_id
+from services.common.usage import UsageStore
 from services.gateway.auth import METHOD_ROLES, KeyStore, allowed, key_from_metadata, key_hash, new_key, role_name
+from services.gateway.limits import Governor, LimitExceeded, TenantLimits, check_budgets
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.gateway")
@@ -60,6 +65,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         self.js = self.nc.jetstream()
         await natsio.ensure_all(self.js)
         self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
+        self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
+        self.governor = Governor(TenantLimits.parse(s.tenant_limits))
         if s.bootstrap_key_sha256:
             await self.keys.ensure(
                 s.bootstrap_key_sha256, "default", ["admin"], gateway_pb2.ROLE_ADMIN, "bootstrap admin key"
@@ -74,11 +81,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     # -- helpers -------------------------------------------------------------------------------
 
     async def _caller(self, context, method: str) -> gateway_pb2.ApiKeyRecord:
-        record = await self.keys.lookup(key_from_metadata(context.invocation_metadata()))
+        record, problem = await self.keys.lookup(key_from_metadata(context.invocation_metadata()))
         if record is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED, "missing or unknown API key: send it as `x-api-key` metadata"
-            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
         if not allowed(record.role, method):
             await context.abort(
                 grpc.StatusCode.PERMISSION_DENIED,
@@ -86,6 +91,21 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             )
         trace.get_current_span().set_attribute("rag.tenant", record.tenant)
         return record
+
+    async def _governed(self, context, check) -> None:
+        """Run a limit check; a spent limit becomes RESOURCE_EXHAUSTED naming it, with a retry hint."""
+        try:
+            result = check()
+            if inspect.isawaitable(result):
+                await result
+        except LimitExceeded as exc:
+            context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    async def _budget(self, tenant: str, kind: str) -> None:
+        now = time.time()
+        today, month = await self.usage.get(tenant, now)
+        check_budgets(self.governor.for_tenant(tenant), today, month, now, kind)
 
     def _timeout(self, context) -> float:
         remaining = context.time_remaining()
@@ -115,6 +135,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
 
     async def IngestDocument(self, request_iterator, context):
         caller = await self._caller(context, "IngestDocument")
+        await self._governed(context, lambda: self.governor.check_ingest(caller.tenant))
+        await self._governed(context, lambda: self._budget(caller.tenant, "embedding"))
         limit = self.settings.max_document_bytes
         header, parts, size = None, [], 0
         async for message in request_iterator:
@@ -149,6 +171,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 content=b"".join(parts),
             ),
         )
+        if not response.deduplicated:
+            await self.usage.add(caller.tenant, time.time(), documents=1)
         return gateway_pb2.IngestDocumentResponse(
             job_id=response.job_id,
             doc_id=response.doc_id,
@@ -216,11 +240,17 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     async def Search(self, request, context):
         caller = await self._caller(context, "Search")
         top_k = await self._check_query(context, request.query, request.top_k)
-        response = await self._call(
-            context,
-            self.retrieve.Retrieve,
-            self._retrieve_request(caller, request.query, top_k, request.fusion, request.doc_ids),
-        )
+        await self._governed(context, lambda: self.governor.check_query(caller.tenant, caller.key_id))
+        await self._governed(context, lambda: self.governor.enter(caller.tenant))
+        try:
+            response = await self._call(
+                context,
+                self.retrieve.Retrieve,
+                self._retrieve_request(caller, request.query, top_k, request.fusion, request.doc_ids),
+            )
+        finally:
+            self.governor.leave(caller.tenant)
+        await self.usage.add(caller.tenant, time.time(), queries=1)
         QUERIES.labels(caller.tenant, "search", "ok").inc()
         TOKENS.labels(caller.tenant, "embedding").inc(response.query_tokens)
         return gateway_pb2.SearchResponse(
@@ -234,6 +264,16 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     async def Ask(self, request, context):
         caller = await self._caller(context, "Ask")
         top_k = await self._check_query(context, request.question, request.top_k)
+        await self._governed(context, lambda: self.governor.check_query(caller.tenant, caller.key_id))
+        await self._governed(context, lambda: self._budget(caller.tenant, "llm"))
+        await self._governed(context, lambda: self.governor.enter(caller.tenant))
+        try:
+            async for message in self._answer(caller, request, top_k, context):
+                yield message
+        finally:
+            self.governor.leave(caller.tenant)
+
+    async def _answer(self, caller, request, top_k: int, context):
         query_id = uuid.uuid4().hex
         started = time.perf_counter()
         span = trace.get_current_span()
@@ -296,6 +336,13 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         COST.labels(caller.tenant).inc(0.0)
         span.set_attribute("rag.tokens", usage.prompt_tokens + usage.completion_tokens + usage.embedding_tokens)
         span.set_attribute("rag.cost", 0.0)
+        await self.usage.add(
+            caller.tenant,
+            time.time(),
+            queries=1,
+            llm_tokens=usage.prompt_tokens + usage.completion_tokens,
+            cost_usd=0.0,
+        )
         await self._audit(caller, request.question, "Ask", answer, total_ms)
         yield gateway_pb2.AskResponse(final=answer)
 
@@ -333,11 +380,40 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         role = request.role or gateway_pb2.ROLE_READER
         api_key = new_key()
         record = await self.keys.add(
-            key_hash(api_key), request.tenant, list(request.principals), role, request.description
+            key_hash(api_key),
+            request.tenant,
+            list(request.principals),
+            role,
+            request.description,
+            ttl_seconds=request.ttl_seconds,
         )
         return gateway_pb2.CreateApiKeyResponse(
             api_key=api_key, key_id=record.key_id, tenant=record.tenant, role=record.role
         )
+
+    async def ListApiKeys(self, request, context):
+        await self._caller(context, "ListApiKeys")
+        records = await self.keys.list(request.tenant)
+        for record in records:
+            record.key_sha256 = ""  # the hash is a lookup key: it stays inside
+        return gateway_pb2.ListApiKeysResponse(keys=records)
+
+    async def RevokeApiKey(self, request, context):
+        await self._caller(context, "RevokeApiKey")
+        record = await self.keys.revoke(request.key_id)
+        if record is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no API key {request.key_id!r}")
+        record.key_sha256 = ""
+        return gateway_pb2.RevokeApiKeyResponse(key=record)
+
+    async def GetUsage(self, request, context):
+        caller = await self._caller(context, "GetUsage")
+        tenant = request.tenant or caller.tenant
+        if tenant != caller.tenant and caller.role != gateway_pb2.ROLE_ADMIN:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "another tenant's usage needs an admin key")
+        today, month = await self.usage.get(tenant, time.time())
+        limits = json.dumps(dataclasses.asdict(self.governor.for_tenant(tenant)))
+        return gateway_pb2.GetUsageResponse(today=today, this_month=month, limits_json=limits)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from services.common.config import IngestSettings
 from services.common.ids import sha256_hex, token, valid_doc_id, valid_tenant
 from services.common.server import Service, run
 from services.common.tokenizer import load_tokenizer, token_counter
+from services.common.usage import UsageStore
 from services.ingest.events import LifecycleFollower
 from services.ingest.registry import Registry, now_ms
 from services.ingest.worker import IngestWorker
@@ -37,7 +38,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         self.registry = Registry(await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS))
         self.objects = await self.js.object_store(natsio.OBJECTS_RAW)
         embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr))
-        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count)
+        usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
+        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, usage)
         self.follower = LifecycleFollower(self.js, self.registry)
         await self.worker.start()
         await self.follower.start()

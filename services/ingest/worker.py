@@ -8,6 +8,7 @@ registry says `failed`. Nothing is dropped silently.
 import asyncio
 import json
 import logging
+import time
 from dataclasses import asdict
 
 import grpc
@@ -22,6 +23,7 @@ from rag.v1 import embed_pb2, events_pb2, types_pb2
 from services.common import natsio
 from services.common.config import IngestSettings
 from services.common.ids import chunk_id, token
+from services.common.usage import UsageStore
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
 from services.ingest.parsers import parse
@@ -50,8 +52,10 @@ class IngestWorker:
         embed,
         settings: IngestSettings,
         count_tokens,
+        usage: UsageStore | None = None,
     ) -> None:
         self.js, self.registry, self.objects, self.embed = js, registry, objects, embed
+        self.usage = usage
         self.settings = settings
         self.count_tokens = count_tokens
         self._stopping = asyncio.Event()
@@ -225,6 +229,7 @@ class IngestWorker:
         subject = f"rag.index.{job.tenant}"
         base_id = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
         model_id = ""
+        tokens = 0
         for start in range(done, len(drafts), s.embed_batch_size):
             batch = drafts[start : start + s.embed_batch_size]
             with tracer.start_as_current_span("rag.ingest.embed") as span:
@@ -265,6 +270,7 @@ class IngestWorker:
             await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
             progress.chunks_embedded = start + len(batch)
             CHUNKS.labels(job.tenant).inc(len(batch))
+            tokens += response.tokens
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
             await self.registry.put_job(progress)
         await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
@@ -275,6 +281,8 @@ class IngestWorker:
             job_id=job.job_id,
             activate=events_pb2.ActivateVersion(version=job.version, chunk_count=len(drafts)),
         )
+        if self.usage is not None and tokens:
+            await self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
         # Before the activation goes out: retrieve may mark the job done right after it.
         progress.status = types_pb2.JOB_STATUS_INDEXING
         await self.registry.put_job(progress)

@@ -189,16 +189,76 @@ class AskResponse(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., final: _Optional[_Union[AskFinal, _Mapping]] = ...) -> None: ...
 
 class CreateApiKeyRequest(_message.Message):
-    __slots__ = ("tenant", "principals", "role", "description")
+    __slots__ = ("tenant", "principals", "role", "description", "ttl_seconds")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     principals: _containers.RepeatedScalarFieldContainer[str]
     role: Role
     description: str
-    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ...) -> None: ...
+    ttl_seconds: int
+    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class ListApiKeysRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class ListApiKeysResponse(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[ApiKeyRecord]
+    def __init__(self, keys: _Optional[_Iterable[_Union[ApiKeyRecord, _Mapping]]] = ...) -> None: ...
+
+class RevokeApiKeyRequest(_message.Message):
+    __slots__ = ("key_id",)
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    def __init__(self, key_id: _Optional[str] = ...) -> None: ...
+
+class RevokeApiKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: ApiKeyRecord
+    def __init__(self, key: _Optional[_Union[ApiKeyRecord, _Mapping]] = ...) -> None: ...
+
+class UsageRecord(_message.Message):
+    __slots__ = ("tenant", "period", "queries", "llm_tokens", "cost_usd", "embedding_tokens", "documents")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    LLM_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    period: str
+    queries: int
+    llm_tokens: int
+    cost_usd: float
+    embedding_tokens: int
+    documents: int
+    def __init__(self, tenant: _Optional[str] = ..., period: _Optional[str] = ..., queries: _Optional[int] = ..., llm_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ..., embedding_tokens: _Optional[int] = ..., documents: _Optional[int] = ...) -> None: ...
+
+class GetUsageRequest(_message.Message):
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
+
+class GetUsageResponse(_message.Message):
+    __slots__ = ("today", "this_month", "limits_json")
+    TODAY_FIELD_NUMBER: _ClassVar[int]
+    THIS_MONTH_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_JSON_FIELD_NUMBER: _ClassVar[int]
+    today: UsageRecord
+    this_month: UsageRecord
+    limits_json: str
+    def __init__(self, today: _Optional[_Union[UsageRecord, _Mapping]] = ..., this_month: _Optional[_Union[UsageRecord, _Mapping]] = ..., limits_json: _Optional[str] = ...) -> None: ...
 
 class CreateApiKeyResponse(_message.Message):
     __slots__ = ("api_key", "key_id", "tenant", "role")
@@ -213,7 +273,7 @@ class CreateApiKeyResponse(_message.Message):
     def __init__(self, api_key: _Optional[str] = ..., key_id: _Optional[str] = ..., tenant: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
 
 class ApiKeyRecord(_message.Message):
-    __slots__ = ("key_id", "key_sha256", "tenant", "principals", "role", "description", "created_unix_ms", "revoked")
+    __slots__ = ("key_id", "key_sha256", "tenant", "principals", "role", "description", "created_unix_ms", "revoked", "expires_unix_ms")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
@@ -222,6 +282,7 @@ class ApiKeyRecord(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REVOKED_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     key_sha256: str
     tenant: str
@@ -230,4 +291,5 @@ class ApiKeyRecord(_message.Message):
     description: str
     created_unix_ms: int
     revoked: bool
-    def __init__(self, key_id: _Optional[str] = ..., key_sha256: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., revoked: _Optional[bool] = ...) -> None: ...
+    expires_unix_ms: int
+    def __init__(self, key_id: _Optional[str] = ..., key_sha256: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., revoked: _Optional[bool] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...

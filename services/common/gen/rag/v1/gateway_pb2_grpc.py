@@ -79,6 +79,21 @@ class GatewayServiceStub:
                 request_serializer=rag_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.FromString,
                 _registered_method=True)
+        self.ListApiKeys = channel.unary_unary(
+                '/rag.v1.GatewayService/ListApiKeys',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.ListApiKeysRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.ListApiKeysResponse.FromString,
+                _registered_method=True)
+        self.RevokeApiKey = channel.unary_unary(
+                '/rag.v1.GatewayService/RevokeApiKey',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.FromString,
+                _registered_method=True)
+        self.GetUsage = channel.unary_unary(
+                '/rag.v1.GatewayService/GetUsage',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -139,6 +154,24 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListApiKeys(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeApiKey(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +219,21 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.CreateApiKey,
                     request_deserializer=rag_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.FromString,
                     response_serializer=rag_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.SerializeToString,
+            ),
+            'ListApiKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListApiKeys,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.ListApiKeysRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.ListApiKeysResponse.SerializeToString,
+            ),
+            'RevokeApiKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeApiKey,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.SerializeToString,
+            ),
+            'GetUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsage,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.GetUsageRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.GetUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +479,87 @@ class GatewayService:
             '/rag.v1.GatewayService/CreateApiKey',
             rag_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.SerializeToString,
             rag_dot_v1_dot_gateway__pb2.CreateApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListApiKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/ListApiKeys',
+            rag_dot_v1_dot_gateway__pb2.ListApiKeysRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.ListApiKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeApiKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/RevokeApiKey',
+            rag_dot_v1_dot_gateway__pb2.RevokeApiKeyRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.RevokeApiKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/GetUsage',
+            rag_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,179 @@
+"""Gateway governance through the real system: roles, expiry, revocation, rate limits, budgets,
+usage, and one tenant's flood not starving another (asserted by counts, not times)."""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from helpers import free_port_block
+
+from rag.v1 import gateway_pb2, types_pb2
+
+from .system import System
+
+pytestmark = pytest.mark.e2e
+
+LIMITS = {
+    "tight": {"query_rate": 1, "query_burst": 2, "ingest_rate": 0.2, "ingest_burst": 1, "daily_embedding_tokens": 20},
+    "flood": {
+        "max_concurrent_queries": 2,
+        "query_rate": 1000,
+        "query_burst": 1000,
+        "key_query_rate": 1000,
+        "key_query_burst": 1000,
+    },
+    "calm": {"max_concurrent_queries": 2},
+}
+R, W, A = gateway_pb2.ROLE_READER, gateway_pb2.ROLE_WRITER, gateway_pb2.ROLE_ADMIN
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    s = System(
+        tmp_path_factory.mktemp("governance"), free_port_block(), env={"RAGMESH_TENANT_LIMITS": json.dumps(LIMITS)}
+    ).start()
+    yield s
+    s.stop()
+
+
+def code_of(call) -> grpc.StatusCode:
+    try:
+        result = call()
+        if hasattr(result, "__iter__") and not hasattr(result, "ListFields"):
+            list(result)
+        return grpc.StatusCode.OK
+    except grpc.RpcError as exc:
+        return exc.code()
+
+
+def header_stream(doc_id: str):
+    return iter([gateway_pb2.IngestDocumentRequest(header=gateway_pb2.DocumentHeader(doc_id=doc_id))])
+
+
+CALLS = {  # method -> request whose downstream answer is cheap (an error past the role check is fine)
+    "Search": lambda c: c.stub.Search(gateway_pb2.SearchRequest(query=""), metadata=c.metadata),
+    "Ask": lambda c: c.stub.Ask(gateway_pb2.AskRequest(question=""), metadata=c.metadata),
+    "GetJob": lambda c: c.stub.GetJob(gateway_pb2.GetJobRequest(job_id="none"), metadata=c.metadata),
+    "GetDocument": lambda c: c.stub.GetDocument(gateway_pb2.GetDocumentRequest(doc_id="none"), metadata=c.metadata),
+    "ListDocuments": lambda c: c.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=c.metadata),
+    "GetUsage": lambda c: c.stub.GetUsage(gateway_pb2.GetUsageRequest(), metadata=c.metadata),
+    "IngestDocument": lambda c: c.stub.IngestDocument(header_stream(""), metadata=c.metadata),
+    "DeleteDocument": lambda c: c.stub.DeleteDocument(
+        gateway_pb2.DeleteDocumentRequest(doc_id="none"), metadata=c.metadata
+    ),
+    "RetryDocument": lambda c: c.stub.RetryDocument(
+        gateway_pb2.RetryDocumentRequest(doc_id="none"), metadata=c.metadata
+    ),
+    "CreateApiKey": lambda c: c.stub.CreateApiKey(
+        gateway_pb2.CreateApiKeyRequest(tenant="Not Valid"), metadata=c.metadata
+    ),
+    "ListApiKeys": lambda c: c.stub.ListApiKeys(gateway_pb2.ListApiKeysRequest(tenant="nobody"), metadata=c.metadata),
+    "RevokeApiKey": lambda c: c.stub.RevokeApiKey(gateway_pb2.RevokeApiKeyRequest(key_id="none"), metadata=c.metadata),
+}
+NEEDS = {
+    "Search": R,
+    "Ask": R,
+    "GetJob": R,
+    "GetDocument": R,
+    "ListDocuments": R,
+    "GetUsage": R,
+    "IngestDocument": W,
+    "DeleteDocument": W,
+    "RetryDocument": W,
+    "CreateApiKey": A,
+    "ListApiKeys": A,
+    "RevokeApiKey": A,
+}
+
+
+def test_role_matrix(system):
+    admin = system.client()
+    clients = {role: system.client(admin.create_key("roles", role=role)) for role in (R, W, A)}
+    for method, call in CALLS.items():
+        for role, client in clients.items():
+            code = code_of(lambda call=call, client=client: call(client))
+            if role < NEEDS[method]:
+                assert code == grpc.StatusCode.PERMISSION_DENIED, (method, role, code)
+            else:
+                assert code not in (
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.INTERNAL,
+                    grpc.StatusCode.UNKNOWN,
+                ), (method, role, code)
+
+
+def test_expired_and_revoked_keys(system):
+    admin = system.client()
+    short = admin.stub.CreateApiKey(
+        gateway_pb2.CreateApiKeyRequest(tenant="keys", role=R, ttl_seconds=1), metadata=admin.metadata
+    )
+    client = system.client(short.api_key)
+    assert (
+        code_of(lambda: client.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=client.metadata))
+        == grpc.StatusCode.OK
+    )
+    time.sleep(1.2)
+    with pytest.raises(grpc.RpcError) as error:
+        client.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=client.metadata)
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED and "expired" in error.value.details()
+    keep = admin.stub.CreateApiKey(gateway_pb2.CreateApiKeyRequest(tenant="keys", role=R), metadata=admin.metadata)
+    listed = admin.stub.ListApiKeys(gateway_pb2.ListApiKeysRequest(tenant="keys"), metadata=admin.metadata).keys
+    assert {k.key_id for k in listed} == {short.key_id, keep.key_id} and not any(k.key_sha256 for k in listed)
+    admin.stub.RevokeApiKey(gateway_pb2.RevokeApiKeyRequest(key_id=keep.key_id), metadata=admin.metadata)
+    with pytest.raises(grpc.RpcError) as error:
+        system.client(keep.api_key).search("anything")
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED and "revoked" in error.value.details()
+
+
+def test_rate_limits_name_the_limit_and_when_to_retry(system):
+    client = system.client(system.client().create_key("tight"))
+    results = [code_of(lambda: client.search("granite")) for _ in range(4)]
+    assert results[:2] == [grpc.StatusCode.OK] * 2 and grpc.StatusCode.RESOURCE_EXHAUSTED in results[2:]
+    with pytest.raises(grpc.RpcError) as error:
+        client.search("granite")
+    assert "query rate" in error.value.details()
+    assert int(dict(error.value.trailing_metadata())["retry-after-ms"]) > 0
+    time.sleep(2.1)
+    assert code_of(lambda: client.search("granite")) == grpc.StatusCode.OK
+
+
+def test_ingestion_budget_and_rate_then_usage(system):
+    client = system.client(system.client().create_key("tight"))
+    job = client.ingest_and_wait("rock.txt", b"Granite is a coarse-grained igneous rock made of quartz and feldspar.")
+    assert job.status == types_pb2.JOB_STATUS_DONE
+    with pytest.raises(grpc.RpcError) as error:
+        client.ingest("second.txt", b"Basalt is fine-grained.")
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "ingest rate" in error.value.details() or "embedding tokens budget" in error.value.details()
+    time.sleep(5.2)  # the ingest bucket refills; the daily embedding budget (20 tokens) does not
+    with pytest.raises(grpc.RpcError) as error:
+        client.ingest("second.txt", b"Basalt is fine-grained.")
+    assert "daily ingestion embedding tokens budget" in error.value.details() and "resets in" in error.value.details()
+    usage = client.stub.GetUsage(gateway_pb2.GetUsageRequest(), metadata=client.metadata)
+    assert usage.today.embedding_tokens >= 20 and usage.today.documents == 1 and usage.this_month.documents == 1
+    assert json.loads(usage.limits_json)["daily_embedding_tokens"] == 20
+    with pytest.raises(grpc.RpcError) as error:
+        client.stub.GetUsage(gateway_pb2.GetUsageRequest(tenant="calm"), metadata=client.metadata)
+    assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_a_flooding_tenant_cannot_starve_another(system):
+    admin = system.client()
+    flood = system.client(admin.create_key("flood", role=W))
+    calm = system.client(admin.create_key("calm", role=W))
+    flood.ingest_and_wait("f.txt", b"Lighthouses guide ships along rocky coasts at night.")
+    calm.ingest_and_wait("c.txt", b"Orchards of apple trees bloom in spring.")
+
+    def flood_ask(_):
+        return code_of(lambda: flood.ask("What do lighthouses guide?"))
+
+    with ThreadPoolExecutor(24) as pool:
+        flooding = pool.map(flood_ask, range(96))
+        calm_results = [code_of(lambda: calm.ask("When do apple orchards bloom?")) for _ in range(10)]
+        flood_results = list(flooding)
+    assert calm_results == [grpc.StatusCode.OK] * 10
+    assert flood_results.count(grpc.StatusCode.RESOURCE_EXHAUSTED) > 0
+    assert set(flood_results) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
