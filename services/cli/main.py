@@ -271,6 +271,7 @@ def ask(question: str, top_k: int = typer.Option(0, "--top-k"), data: Path = Dat
         ],
         "query_id": m.query_id,
         "trace_id": m.trace_id,
+        "cached": final.cached,
         "index_watermark": m.index_watermark,
         "model_id": m.embedding_model_id,
         "manifest": MessageToDict(m),
@@ -520,3 +521,57 @@ def usage(
             f"${float(u['cost_usd']):.4f}, {u['embedding_tokens']} embedding tokens, {u['documents']} documents"
         )
     typer.echo("limits: " + ", ".join(f"{k}={v}" for k, v in out["limits"].items()))
+
+
+@app.command()
+def replay(query_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+    """Re-run a logged Ask; show what changed (retrieved set, ranks, answer, status) and why."""
+    try:
+        response = Client(data).call("Replay", gateway_pb2.ReplayRequest(query_id=query_id), timeout=120)
+    except grpc.RpcError as exc:
+        fail(exc)
+    original, replayed = response.original, response.replayed
+    out = {
+        "query_id": query_id,
+        "question": original.question,
+        "original": {
+            "answer": original.answer,
+            "status": status_name(types_pb2.AnswerStatus, original.status, "ANSWER_STATUS_"),
+            "index_watermark": original.manifest.index_watermark,
+            "chunk_ids": [h.chunk.chunk_id for h in original.manifest.hits],
+        },
+        "replayed": {
+            "answer": replayed.answer,
+            "status": status_name(types_pb2.AnswerStatus, replayed.status, "ANSWER_STATUS_"),
+            "index_watermark": replayed.manifest.index_watermark,
+            "query_id": replayed.manifest.query_id,
+            "chunk_ids": [h.chunk.chunk_id for h in replayed.manifest.hits],
+        },
+        "changes": list(response.changes),
+        "reasons": list(response.reasons),
+    }
+    if as_json:
+        emit(out)
+        return
+    typer.echo(f"question: {original.question}")
+    typer.echo("unchanged" if not response.changes else "changed: " + "; ".join(response.changes))
+    for reason in response.reasons:
+        typer.echo(f"  because {reason}")
+    if response.changes:
+        typer.echo(f"before: {original.answer or '(abstained)'}")
+        typer.echo(f"now:    {replayed.answer or '(abstained)'}")
+
+
+@app.command()
+def feedback(
+    query_id: str,
+    rating: int = typer.Option(..., help="-1 bad, 0 neutral, 1 good"),
+    comment: str = typer.Option(""),
+    data: Path = DataDir,
+):
+    """Rate an answer; stored with its audit record."""
+    try:
+        Client(data).call("Feedback", gateway_pb2.FeedbackRequest(query_id=query_id, rating=rating, comment=comment))
+    except grpc.RpcError as exc:
+        fail(exc)
+    typer.echo(f"feedback stored for {query_id}")

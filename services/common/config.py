@@ -78,6 +78,9 @@ class GatewaySettings(ServiceSettings):
     max_top_k: int = Field(100, description="Largest top_k.")
     default_top_k: int = Field(8, description="top_k when the caller gives none.")
     request_timeout_seconds: float = Field(30.0, description="Deadline for downstream calls.")
+    answer_cache_size: int = Field(1024, description="Answers kept in the cache; 0 turns it off.")
+    answer_cache_ttl_seconds: float = Field(300.0, description="How long a cached answer may be served.")
+    audit_retention_days: float = Field(30.0, description="How long answers stay replayable (audit KV TTL).")
     tenant_limits: str = Field(
         "", description='JSON limits per tenant over "default", e.g. {"acme": {"query_rate": 5}}; see Governance.'
     )

@@ -69,6 +69,7 @@ KV_DOCS = "rag_docs"
 KV_JOBS = "rag_jobs"
 KV_KEYS = "rag_keys"
 KV_USAGE = "rag_usage"
+KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
 OBJECTS_RAW = "rag_raw"
 
 

@@ -26,6 +26,8 @@ METHOD_ROLES = {
     "RevokeApiKey": gateway_pb2.ROLE_ADMIN,
     "RetryDocument": gateway_pb2.ROLE_WRITER,
     "GetUsage": gateway_pb2.ROLE_READER,
+    "Replay": gateway_pb2.ROLE_READER,
+    "Feedback": gateway_pb2.ROLE_READER,
 }
 
 

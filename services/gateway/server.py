@@ -8,6 +8,8 @@ import time
 import uuid
 
 import grpc
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyNotFoundError
 from opentelemetry import trace
 from prometheus_client import Counter
 
@@ -31,6 +33,7 @@ from services.common.server import Service, run
 from services.common.telemetry import current_trace_id
 from services.common.usage import UsageStore
 from services.gateway.auth import METHOD_ROLES, KeyStore, allowed, key_from_metadata, key_hash, new_key, role_name
+from services.gateway.cache import AnswerCache, cache_key
 from services.gateway.limits import Governor, LimitExceeded, TenantLimits, check_budgets
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ QUERIES = Counter(
 TOKENS = Counter(
     "ragmesh_tokens_total", "Tokens used, by tenant and kind (prompt, completion, embedding).", ["tenant", "kind"]
 )
+ANSWER_CACHE = Counter("ragmesh_answer_cache_requests_total", "Answer-cache lookups.", ["result"])
 COST = Counter("ragmesh_cost_usd_total", "Provider cost in US dollars, by tenant.", ["tenant"])
 
 CHUNKER_VERSION_UNKNOWN = ""
@@ -66,6 +70,10 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         await natsio.ensure_all(self.js)
         self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
+        self.answers = await self.js.create_key_value(
+            KeyValueConfig(bucket=natsio.KV_ANSWERS, ttl=s.audit_retention_days * 86400, storage=StorageType.FILE)
+        )
+        self.cache = AnswerCache(s.answer_cache_size, s.answer_cache_ttl_seconds)
         self.governor = Governor(TenantLimits.parse(s.tenant_limits))
         if s.bootstrap_key_sha256:
             await self.keys.ensure(
@@ -273,11 +281,40 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         finally:
             self.governor.leave(caller.tenant)
 
+    async def _cached(self, caller, request, top_k: int, context) -> tuple[str, gateway_pb2.AskFinal | None]:
+        """The cache key at the current index watermark and model, and the answer cached under it."""
+        if request.no_cache or self.settings.answer_cache_size <= 0:
+            return "", None
+        info = await self._call(context, self.retrieve.GetIndexInfo, retrieve_pb2.GetIndexInfoRequest())
+        key = cache_key(
+            caller.tenant,
+            caller.principals,
+            request.question,
+            top_k,
+            request.fusion,
+            info.index_watermark,
+            info.embedding_model_id,
+        )
+        answer = self.cache.get(key)
+        ANSWER_CACHE.labels("hit" if answer else "miss").inc()
+        return key, answer
+
     async def _answer(self, caller, request, top_k: int, context):
         query_id = uuid.uuid4().hex
         started = time.perf_counter()
         span = trace.get_current_span()
         span.set_attribute("rag.query_id", query_id)
+        _, hit = await self._cached(caller, request, top_k, context)
+        if hit is not None:
+            answer = gateway_pb2.AskFinal()
+            answer.CopyFrom(hit)
+            answer.cached = True
+            answer.manifest.query_id, answer.manifest.trace_id = query_id, current_trace_id()
+            if answer.answer:
+                yield gateway_pb2.AskResponse(delta=answer.answer)
+            await self._audit(caller, request, answer, (time.perf_counter() - started) * 1000)
+            yield gateway_pb2.AskResponse(final=answer)
+            return
         retrieved = await self._call(
             context, self.retrieve.Retrieve, self._retrieve_request(caller, request.question, top_k, request.fusion)
         )
@@ -343,16 +380,30 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             llm_tokens=usage.prompt_tokens + usage.completion_tokens,
             cost_usd=0.0,
         )
-        await self._audit(caller, request.question, "Ask", answer, total_ms)
+        await self._audit(caller, request, answer, total_ms)
+        if not request.no_cache:
+            self.cache.put(
+                cache_key(
+                    caller.tenant,
+                    caller.principals,
+                    request.question,
+                    top_k,
+                    request.fusion,
+                    retrieved.index_watermark,
+                    retrieved.embedding_model_id,
+                ),
+                answer,
+            )
         yield gateway_pb2.AskResponse(final=answer)
 
-    async def _audit(self, caller, question: str, method: str, answer: gateway_pb2.AskFinal, latency_ms: float):
+    async def _audit(self, caller, request, answer: gateway_pb2.AskFinal, latency_ms: float):
+        """The answer goes to the audit stream (for consumers) and the answers bucket (replay, feedback)."""
         event = events_pb2.QueryAudit(
             query_id=answer.manifest.query_id,
             tenant=caller.tenant,
             key_id=caller.key_id,
-            question=question,
-            method=method,
+            question=request.question,
+            method="Ask",
             manifest=answer.manifest,
             answer=answer.answer,
             status=answer.status,
@@ -360,13 +411,51 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             confidence=answer.confidence,
             latency_ms=latency_ms,
             created_unix_ms=int(time.time() * 1000),
+            principals=list(caller.principals),
+            cached=answer.cached,
         )
         try:
             await natsio.publish(
                 self.js, f"rag.audit.{caller.tenant}", event.SerializeToString(), msg_id=answer.manifest.query_id
             )
+            await self.answers.put(answer.manifest.query_id, event.SerializeToString())
         except Exception:  # the answer is already made; a lost audit is logged loudly, not returned as an error
             log.exception("query audit not published", extra={"fields": {"query_id": answer.manifest.query_id}})
+
+    async def _logged(self, context, caller, query_id: str) -> events_pb2.QueryAudit:
+        try:
+            entry = await self.answers.get(query_id) if query_id.isalnum() else None
+        except KeyNotFoundError:
+            entry = None
+        audit = events_pb2.QueryAudit.FromString(entry.value) if entry else None
+        if audit is None or audit.tenant != caller.tenant:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no logged answer {query_id!r} for this tenant")
+        return audit
+
+    async def Replay(self, request, context):
+        caller = await self._caller(context, "Replay")
+        await self._governed(context, lambda: self.governor.check_query(caller.tenant, caller.key_id))
+        original = await self._logged(context, caller, request.query_id)
+        m = original.manifest
+        again = gateway_pb2.AskRequest(question=original.question, top_k=m.top_k, fusion=m.fusion, no_cache=True)
+        final = None
+        async for message in self._answer(caller, again, m.top_k, context):
+            if message.HasField("final"):
+                final = message.final
+        changes, reasons = replay_differences(original, final)
+        return gateway_pb2.ReplayResponse(original=original, replayed=final, changes=changes, reasons=reasons)
+
+    async def Feedback(self, request, context):
+        caller = await self._caller(context, "Feedback")
+        if request.rating not in (-1, 0, 1):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rating is -1 (bad), 0 (neutral) or 1 (good)")
+        if len(request.comment) > 4000:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the comment is longer than 4000 characters")
+        audit = await self._logged(context, caller, request.query_id)
+        audit.feedback_rating, audit.feedback_comment = request.rating, request.comment
+        await self.answers.put(audit.query_id, audit.SerializeToString())
+        await natsio.publish(self.js, f"rag.audit.feedback.{caller.tenant}", audit.SerializeToString())
+        return gateway_pb2.FeedbackResponse()
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -414,6 +503,38 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         today, month = await self.usage.get(tenant, time.time())
         limits = json.dumps(dataclasses.asdict(self.governor.for_tenant(tenant)))
         return gateway_pb2.GetUsageResponse(today=today, this_month=month, limits_json=limits)
+
+
+def replay_differences(original: events_pb2.QueryAudit, final: gateway_pb2.AskFinal) -> tuple[list[str], list[str]]:
+    """What changed between a logged answer and its re-run, and what moved underneath it."""
+    before, after = original.manifest, final.manifest
+    old_ids = [h.chunk.chunk_id for h in before.hits]
+    new_ids = [h.chunk.chunk_id for h in after.hits]
+    changes = []
+    if set(old_ids) != set(new_ids):
+        changes.append(
+            f"retrieved set: {len(set(new_ids) - set(old_ids))} chunks new, {len(set(old_ids) - set(new_ids))} gone"
+        )
+    elif old_ids != new_ids:
+        changes.append("ranks changed within the same retrieved set")
+    if original.answer != final.answer:
+        changes.append("answer text changed")
+    if original.status != final.status:
+        changes.append(
+            f"status {types_pb2.AnswerStatus.Name(original.status)} -> {types_pb2.AnswerStatus.Name(final.status)}"
+        )
+    reasons = []
+    if before.index_watermark != after.index_watermark:
+        reasons.append(f"index watermark moved {before.index_watermark} -> {after.index_watermark}")
+    for label, a, b in (
+        ("embedding model", before.embedding_model_id, after.embedding_model_id),
+        ("chunker", before.chunker_version, after.chunker_version),
+        ("prompt template", before.prompt_template_version, after.prompt_template_version),
+        ("provider", before.provider, after.provider),
+    ):
+        if a and b and a != b:
+            reasons.append(f"{label} changed {a} -> {b}")
+    return changes, reasons
 
 
 def main() -> None:

@@ -70,9 +70,13 @@ CALLS = {  # method -> request whose downstream answer is cheap (an error past t
         gateway_pb2.CreateApiKeyRequest(tenant="Not Valid"), metadata=c.metadata
     ),
     "ListApiKeys": lambda c: c.stub.ListApiKeys(gateway_pb2.ListApiKeysRequest(tenant="nobody"), metadata=c.metadata),
+    "Replay": lambda c: c.stub.Replay(gateway_pb2.ReplayRequest(query_id="none"), metadata=c.metadata),
+    "Feedback": lambda c: c.stub.Feedback(gateway_pb2.FeedbackRequest(query_id="none", rating=9), metadata=c.metadata),
     "RevokeApiKey": lambda c: c.stub.RevokeApiKey(gateway_pb2.RevokeApiKeyRequest(key_id="none"), metadata=c.metadata),
 }
 NEEDS = {
+    "Replay": R,
+    "Feedback": R,
     "Search": R,
     "Ask": R,
     "GetJob": R,

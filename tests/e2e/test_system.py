@@ -204,7 +204,8 @@ def wait_for_trace(system, predicate, timeout: float = 15.0) -> list[dict]:
 
 
 def test_one_trace_from_question_to_answer(system, acme):
-    _, final = acme.ask("Where is Mount Etna?")
+    _, final = acme.ask("Which island is Mount Etna on?")  # not asked before: no cached answer
+    assert not final.cached
     trace_id = final.manifest.trace_id
     assert len(trace_id) == 32 and set(trace_id) != {"0"}
     services = {"gateway", "retrieve", "embed", "generate"}
@@ -316,6 +317,56 @@ def test_metrics_endpoints_move_after_traffic(system, acme):
     assert "ragmesh_index_watermark_lag" in texts["retrieve"]
     assert metric(texts["generate"], 'ragmesh_rpc_latency_seconds_count{code="OK",method="Generate"') > 0
     assert "ragmesh_cost_usd_total" in texts["gateway"] and "ragmesh_embed_cache_requests_total" in texts["embed"]
+
+
+def test_answer_cache_never_serves_stale_or_foreign_answers(system, acme):
+    question = "What kind of volcano is Mount Etna?"
+    _, first = acme.ask(question)
+    _, again = acme.ask("  what kind of VOLCANO is mount etna? ")
+    assert not first.cached and again.cached and again.answer == first.answer
+    assert again.manifest.query_id != first.manifest.query_id
+    bob = system.client(system.client().create_key("acme", role=gateway_pb2.ROLE_READER, principals=["bob"]))
+    _, other_scope = bob.ask(question)
+    assert not other_scope.cached
+    acme.ingest_and_wait("moved.txt", b"Glaciers carve U-shaped valleys over thousands of years.")
+    _, after_change = acme.ask(question)
+    assert not after_change.cached
+    assert after_change.manifest.index_watermark > first.manifest.index_watermark
+
+
+def test_replay_says_what_changed_and_why(system, acme, globex):
+    _, final = acme.ask("When do red pandas eat eucalyptus?")
+    query_id = final.manifest.query_id
+    same = acme.stub.Replay(gateway_pb2.ReplayRequest(query_id=query_id), metadata=acme.metadata)
+    assert list(same.changes) == [] and list(same.reasons) == [] and same.original.question.startswith("When do")
+    assert same.replayed.manifest.query_id != query_id
+    acme.ingest_and_wait("pandas.md", PANDAS_V2 + b"\nRed pandas also eat eucalyptus leaves when bamboo is scarce.\n")
+    moved = acme.stub.Replay(gateway_pb2.ReplayRequest(query_id=query_id), metadata=acme.metadata)
+    assert moved.changes and any("index watermark moved" in r for r in moved.reasons)
+    with pytest.raises(grpc.RpcError) as error:
+        globex.stub.Replay(gateway_pb2.ReplayRequest(query_id=query_id), metadata=globex.metadata)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    acme.stub.Feedback(
+        gateway_pb2.FeedbackRequest(query_id=query_id, rating=1, comment="useful"), metadata=acme.metadata
+    )
+    for rating, query, code in [
+        (5, query_id, grpc.StatusCode.INVALID_ARGUMENT),
+        (1, "nope", grpc.StatusCode.NOT_FOUND),
+    ]:
+        with pytest.raises(grpc.RpcError) as error:
+            acme.stub.Feedback(gateway_pb2.FeedbackRequest(query_id=query, rating=rating), metadata=acme.metadata)
+        assert error.value.code() == code
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data), "RAGMESH_API_KEY": acme.metadata[0][1]}
+    shown = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "services.cli", "replay", query_id, "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert shown["question"].startswith("When do") and "changes" in shown and "reasons" in shown
 
 
 def test_data_survives_a_restart(system, acme):

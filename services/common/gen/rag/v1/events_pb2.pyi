@@ -123,7 +123,7 @@ class DocumentFailed(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., job_id: _Optional[str] = ..., error: _Optional[str] = ..., deliveries: _Optional[int] = ...) -> None: ...
 
 class QueryAudit(_message.Message):
-    __slots__ = ("query_id", "tenant", "key_id", "question", "method", "manifest", "answer", "status", "abstain_reason", "confidence", "latency_ms", "created_unix_ms")
+    __slots__ = ("query_id", "tenant", "key_id", "question", "method", "manifest", "answer", "status", "abstain_reason", "confidence", "latency_ms", "created_unix_ms", "principals", "cached", "feedback_rating", "feedback_comment")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -136,6 +136,10 @@ class QueryAudit(_message.Message):
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_RATING_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_COMMENT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     tenant: str
     key_id: str
@@ -148,4 +152,8 @@ class QueryAudit(_message.Message):
     confidence: float
     latency_ms: float
     created_unix_ms: int
-    def __init__(self, query_id: _Optional[str] = ..., tenant: _Optional[str] = ..., key_id: _Optional[str] = ..., question: _Optional[str] = ..., method: _Optional[str] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., latency_ms: _Optional[float] = ..., created_unix_ms: _Optional[int] = ...) -> None: ...
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    cached: bool
+    feedback_rating: int
+    feedback_comment: str
+    def __init__(self, query_id: _Optional[str] = ..., tenant: _Optional[str] = ..., key_id: _Optional[str] = ..., question: _Optional[str] = ..., method: _Optional[str] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., latency_ms: _Optional[float] = ..., created_unix_ms: _Optional[int] = ..., principals: _Optional[_Iterable[str]] = ..., cached: _Optional[bool] = ..., feedback_rating: _Optional[int] = ..., feedback_comment: _Optional[str] = ...) -> None: ...

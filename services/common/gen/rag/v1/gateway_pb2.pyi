@@ -1,3 +1,4 @@
+from rag.v1 import events_pb2 as _events_pb2
 from rag.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -155,30 +156,66 @@ class SearchResponse(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("question", "top_k", "fusion")
+    __slots__ = ("question", "top_k", "fusion", "no_cache")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     question: str
     top_k: int
     fusion: _types_pb2.FusionParams
-    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ...) -> None: ...
+    no_cache: bool
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., no_cache: _Optional[bool] = ...) -> None: ...
 
 class AskFinal(_message.Message):
-    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest")
+    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest", "cached")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
     answer: str
     status: _types_pb2.AnswerStatus
     abstain_reason: _types_pb2.AbstainReason
     confidence: float
     citations: _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]
     manifest: _types_pb2.AnswerManifest
-    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ...) -> None: ...
+    cached: bool
+    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
+
+class ReplayRequest(_message.Message):
+    __slots__ = ("query_id",)
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    def __init__(self, query_id: _Optional[str] = ...) -> None: ...
+
+class ReplayResponse(_message.Message):
+    __slots__ = ("original", "replayed", "changes", "reasons")
+    ORIGINAL_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    REASONS_FIELD_NUMBER: _ClassVar[int]
+    original: _events_pb2.QueryAudit
+    replayed: AskFinal
+    changes: _containers.RepeatedScalarFieldContainer[str]
+    reasons: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, original: _Optional[_Union[_events_pb2.QueryAudit, _Mapping]] = ..., replayed: _Optional[_Union[AskFinal, _Mapping]] = ..., changes: _Optional[_Iterable[str]] = ..., reasons: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("query_id", "rating", "comment")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    rating: int
+    comment: str
+    def __init__(self, query_id: _Optional[str] = ..., rating: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class AskResponse(_message.Message):
     __slots__ = ("delta", "final")

@@ -74,6 +74,16 @@ class GatewayServiceStub:
                 request_serializer=rag_dot_v1_dot_gateway__pb2.AskRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_gateway__pb2.AskResponse.FromString,
                 _registered_method=True)
+        self.Replay = channel.unary_unary(
+                '/rag.v1.GatewayService/Replay',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.ReplayRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.ReplayResponse.FromString,
+                _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/rag.v1.GatewayService/Feedback',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
         self.CreateApiKey = channel.unary_unary(
                 '/rag.v1.GatewayService/CreateApiKey',
                 request_serializer=rag_dot_v1_dot_gateway__pb2.CreateApiKeyRequest.SerializeToString,
@@ -148,6 +158,19 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Replay(self, request, context):
+        """Re-run a logged Ask and say what changed and why.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Feedback(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateApiKey(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -214,6 +237,16 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.Ask,
                     request_deserializer=rag_dot_v1_dot_gateway__pb2.AskRequest.FromString,
                     response_serializer=rag_dot_v1_dot_gateway__pb2.AskResponse.SerializeToString,
+            ),
+            'Replay': grpc.unary_unary_rpc_method_handler(
+                    servicer.Replay,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.ReplayRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.ReplayResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.FeedbackRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.FeedbackResponse.SerializeToString,
             ),
             'CreateApiKey': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateApiKey,
@@ -452,6 +485,60 @@ class GatewayService:
             '/rag.v1.GatewayService/Ask',
             rag_dot_v1_dot_gateway__pb2.AskRequest.SerializeToString,
             rag_dot_v1_dot_gateway__pb2.AskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Replay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/Replay',
+            rag_dot_v1_dot_gateway__pb2.ReplayRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.ReplayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/Feedback',
+            rag_dot_v1_dot_gateway__pb2.FeedbackRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.FeedbackResponse.FromString,
             options,
             channel_credentials,
             insecure,
