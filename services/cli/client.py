@@ -1,5 +1,7 @@
 """A synchronous gateway client for the command line and scripts."""
 
+import json
+import time
 from pathlib import Path
 
 import grpc
@@ -8,6 +10,24 @@ from rag.v1 import gateway_pb2, gateway_pb2_grpc
 from services.cli.local import client_target, data_dir
 
 UPLOAD_PIECE = 1 << 20
+MAX_WAITS = 50
+LONGEST_WAIT_S = 10.0
+
+
+def with_backoff(call):
+    """Run a call; when a rate limit answers RESOURCE_EXHAUSTED with a short `retry-after-ms` hint, wait
+    that long and try again. A spent budget (a reset hours away) or a missing hint is reported at once."""
+    for _ in range(MAX_WAITS):
+        try:
+            return call()
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            hint = dict(exc.trailing_metadata() or ()).get("retry-after-ms")
+            if hint is None or int(hint) / 1000 > LONGEST_WAIT_S:
+                raise
+            time.sleep(int(hint) / 1000 + 0.01)
+    return call()
 
 
 class Client:
@@ -22,7 +42,7 @@ class Client:
         self.metadata = (("x-api-key", self.key),)
 
     def call(self, method: str, request, timeout: float = 60.0):
-        return getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
+        return with_backoff(lambda: getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout))
 
     def upload(self, header: gateway_pb2.DocumentHeader, content: bytes) -> gateway_pb2.IngestDocumentResponse:
         def parts():
@@ -30,4 +50,26 @@ class Client:
             for start in range(0, len(content), UPLOAD_PIECE):
                 yield gateway_pb2.IngestDocumentRequest(data=content[start : start + UPLOAD_PIECE])
 
-        return self.stub.IngestDocument(parts(), metadata=self.metadata, timeout=120)
+        return with_backoff(lambda: self.stub.IngestDocument(parts(), metadata=self.metadata, timeout=120))
+
+
+def tenant_key(admin: Client, data: Path, tenant: str, purpose: str = "ragmesh cli") -> str:
+    """A writer key for `tenant`, made once with the admin key and kept (owner-only) in the data dir."""
+    path = data / "tenant-keys.json"
+    keys = json.loads(path.read_text()) if path.exists() else {}
+    if tenant not in keys:
+        response = admin.call(
+            "CreateApiKey",
+            gateway_pb2.CreateApiKeyRequest(tenant=tenant, role=gateway_pb2.ROLE_WRITER, description=purpose),
+        )
+        keys[tenant] = response.api_key
+        path.write_text(json.dumps(keys))
+        path.chmod(0o600)
+    return keys[tenant]
+
+
+def client_for(data: Path | None, tenant: str | None) -> Client:
+    """The default client, or one acting for another tenant (needs the admin key of `ragmesh up`)."""
+    if not tenant:
+        return Client(data)
+    return Client(data, api_key=tenant_key(Client(data), data_dir(data), tenant))

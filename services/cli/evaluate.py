@@ -157,18 +157,3 @@ def markdown(report: dict) -> str:
             f"{m['latency_ms']['p50']} | {m['latency_ms']['p95']} | {m['latency_ms']['p99']} |"
         )
     return "\n".join(lines) + "\n"
-
-
-def eval_key(client: Client, data: Path, tenant: str) -> str:
-    """A writer key for the evaluation tenant, made once with the admin key and kept in the data dir."""
-    path = data / "eval-keys.json"
-    keys = json.loads(path.read_text()) if path.exists() else {}
-    if tenant not in keys:
-        response = client.call(
-            "CreateApiKey",
-            gateway_pb2.CreateApiKeyRequest(tenant=tenant, role=gateway_pb2.ROLE_WRITER, description="ragmesh eval"),
-        )
-        keys[tenant] = response.api_key
-        path.write_text(json.dumps(keys))
-        path.chmod(0o600)
-    return keys[tenant]

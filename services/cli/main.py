@@ -13,7 +13,7 @@ import typer
 from google.protobuf.json_format import MessageToDict
 
 from rag.v1 import gateway_pb2, types_pb2
-from services.cli.client import Client
+from services.cli.client import Client, client_for, tenant_key
 from services.cli.local import DEFAULT_PORT_BASE, data_dir
 
 app = typer.Typer(help="ragmesh: retrieval-augmented generation as gRPC services.", no_args_is_help=True)
@@ -24,6 +24,7 @@ app.add_typer(keys_app, name="keys")
 
 DataDir = typer.Option(None, "--data-dir", help="State folder of `ragmesh up` (env RAGMESH_DATA_DIR).")
 JsonOut = typer.Option(False, "--json", help="One JSON object on stdout, for scripts.")
+TenantOpt = typer.Option(None, "--tenant", help="Act for this tenant (uses the admin key of `ragmesh up`).")
 TERMINAL_JOBS = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED}
 
 
@@ -137,10 +138,11 @@ def ingest(
     concurrency: int = typer.Option(8, help="Uploads in flight."),
     acl: list[str] = typer.Option(None, "--acl", help="Principals allowed to see the documents."),
     data: Path = DataDir,
+    tenant: str = TenantOpt,
     as_json: bool = JsonOut,
 ):
     """Upload documents; ingestion runs off the request path (see `ragmesh docs get`)."""
-    client = Client(data)
+    client = client_for(data, tenant)
     if jsonl:
         items = list(_jsonl(jsonl))
     else:
@@ -220,9 +222,15 @@ def _hit_dict(hit: types_pb2.Hit) -> dict:
 
 
 @app.command()
-def search(query: str, top_k: int = typer.Option(10, "--top-k"), data: Path = DataDir, as_json: bool = JsonOut):
+def search(
+    query: str,
+    top_k: int = typer.Option(10, "--top-k"),
+    data: Path = DataDir,
+    tenant: str = TenantOpt,
+    as_json: bool = JsonOut,
+):
     """Hybrid search: hits with their fused, dense and lexical scores."""
-    client = Client(data)
+    client = client_for(data, tenant)
     try:
         response = client.call("Search", gateway_pb2.SearchRequest(query=query, top_k=top_k))
     except grpc.RpcError as exc:
@@ -247,9 +255,15 @@ def search(query: str, top_k: int = typer.Option(10, "--top-k"), data: Path = Da
 
 
 @app.command()
-def ask(question: str, top_k: int = typer.Option(0, "--top-k"), data: Path = DataDir, as_json: bool = JsonOut):
+def ask(
+    question: str,
+    top_k: int = typer.Option(0, "--top-k"),
+    data: Path = DataDir,
+    tenant: str = TenantOpt,
+    as_json: bool = JsonOut,
+):
     """Ask a question: a cited answer from the indexed documents, or an abstention."""
-    client = Client(data)
+    client = client_for(data, tenant)
     final = None
     try:
         for message in client.call("Ask", gateway_pb2.AskRequest(question=question, top_k=top_k)):
@@ -314,7 +328,9 @@ def eval_command(
     dataset = evaluate.load_dataset(dataset_dir)
     admin = Client(data)
     try:
-        client = Client(data, api_key=evaluate.eval_key(admin, data_dir(data), evaluate.tenant_for(dataset.name)))
+        client = Client(
+            data, api_key=tenant_key(admin, data_dir(data), evaluate.tenant_for(dataset.name), "ragmesh eval")
+        )
         show = not as_json and sys.stderr.isatty()
         with (
             typer.progressbar(length=len(dataset.corpus), label="indexing", file=sys.stderr)
@@ -360,10 +376,17 @@ def trace(
 
 
 @docs_app.command("list")
-def docs_list(include_deleted: bool = typer.Option(False, "--deleted"), data: Path = DataDir, as_json: bool = JsonOut):
+def docs_list(
+    include_deleted: bool = typer.Option(False, "--deleted"),
+    data: Path = DataDir,
+    tenant: str = TenantOpt,
+    as_json: bool = JsonOut,
+):
     """Documents of your tenant with version and status."""
     try:
-        response = Client(data).call("ListDocuments", gateway_pb2.ListDocumentsRequest(include_deleted=include_deleted))
+        response = client_for(data, tenant).call(
+            "ListDocuments", gateway_pb2.ListDocumentsRequest(include_deleted=include_deleted)
+        )
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
@@ -376,10 +399,10 @@ def docs_list(include_deleted: bool = typer.Option(False, "--deleted"), data: Pa
 
 
 @docs_app.command("get")
-def docs_get(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+def docs_get(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """One document: every version, status, chunk count and error."""
     try:
-        record = Client(data).call("GetDocument", gateway_pb2.GetDocumentRequest(doc_id=doc_id)).document
+        record = client_for(data, tenant).call("GetDocument", gateway_pb2.GetDocumentRequest(doc_id=doc_id)).document
     except grpc.RpcError as exc:
         fail(exc)
     out = _doc_dict(record)
@@ -397,20 +420,22 @@ def docs_get(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
 
 
 @docs_app.command("delete")
-def docs_delete(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+def docs_delete(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """Remove a document's chunks from the index; the registry keeps a tombstone."""
     try:
-        record = Client(data).call("DeleteDocument", gateway_pb2.DeleteDocumentRequest(doc_id=doc_id)).document
+        record = (
+            client_for(data, tenant).call("DeleteDocument", gateway_pb2.DeleteDocumentRequest(doc_id=doc_id)).document
+        )
     except grpc.RpcError as exc:
         fail(exc)
     emit(_doc_dict(record)) if as_json else typer.echo(f"deleted {doc_id}")
 
 
 @docs_app.command("retry")
-def docs_retry(doc_id: str, data: Path = DataDir, as_json: bool = JsonOut):
+def docs_retry(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """Re-queue a document whose current version failed."""
     try:
-        response = Client(data).call("RetryDocument", gateway_pb2.RetryDocumentRequest(doc_id=doc_id))
+        response = client_for(data, tenant).call("RetryDocument", gateway_pb2.RetryDocumentRequest(doc_id=doc_id))
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:

@@ -28,6 +28,8 @@ class EmbedSettings(ServiceSettings):
     tokenizer_path: Path | None = Field(None, description="tokenizer.json; default: the packaged one.")
     model_name: str = Field("all-MiniLM-L6-v2", description="Name half of the model id.")
     max_tokens: int = Field(256, description="Truncation length in tokens.")
+    pooling: str = Field("mean", description="Pooling of token vectors: mean or cls.")
+    normalize: bool = Field(True, description="L2-normalise vectors (cosine = dot product).")
     batch_token_budget: int = Field(1024, description="Padded tokens per inference batch (measured best: 512-1024).")
     intra_op_threads: int = Field(0, description="onnxruntime threads; 0 = one per core.")
     max_texts_per_request: int = Field(256, description="Texts in one Embed call.")

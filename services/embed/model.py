@@ -27,6 +27,8 @@ class EmbeddingModel:
     name: str
     max_tokens: int = 256
     threads: int = 0
+    pooling: str = "mean"  # mean | cls
+    normalize: bool = True
 
     def __post_init__(self) -> None:
         self.session: ort.InferenceSession | None = None
@@ -36,6 +38,8 @@ class EmbeddingModel:
         self.dimension = 0
 
     def load(self) -> None:
+        if self.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling {self.pooling!r} is not supported: use mean or cls")
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
@@ -73,10 +77,14 @@ class EmbeddingModel:
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
         hidden = (session or self.session).run(None, feeds)[0]
-        weights = mask[:, :, None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        if self.pooling == "cls":
+            pooled = hidden[:, 0, :]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        if self.normalize:
+            pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        return pooled.astype(np.float32)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return self.embed_encodings(self.tokenize(texts))

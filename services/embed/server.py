@@ -30,6 +30,8 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
             name=settings.model_name,
             max_tokens=settings.max_tokens,
             threads=settings.intra_op_threads,
+            pooling=settings.pooling,
+            normalize=settings.normalize,
         )
         self.batcher: Batcher | None = None
 

@@ -369,6 +369,34 @@ def test_replay_says_what_changed_and_why(system, acme, globex):
     assert shown["question"].startswith("When do") and "changes" in shown and "reasons" in shown
 
 
+def test_cli_acts_for_another_tenant(system, acme, tmp_path):
+    note = tmp_path / "harbour.md"
+    note.write_text("# Harbour\n\nThe harbour master logs every ferry departure at dawn.\n")
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
+    run = [sys.executable, "-m", "services.cli"]
+    ingested = json.loads(
+        subprocess.run(
+            run + ["ingest", str(note), "--tenant", "cli-tenant", "--wait", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert ingested["indexed"] == 1 and not ingested["failed"]
+    found = json.loads(
+        subprocess.run(
+            run + ["search", "ferry departure", "--tenant", "cli-tenant", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    assert found["hits"][0]["doc_id"] == "harbour.md"
+    assert "harbour.md" not in doc_ids(acme.search("harbour master ferry departure", top_k=50))
+
+
 def test_data_survives_a_restart(system, acme):
     before = acme.search("stratovolcano Sicily").index_watermark
     assert system.stop() == 0

@@ -1,0 +1,91 @@
+"""Search latency through the gateway (query embedding included) at 1, 8 and 32 concurrent
+clients, beside the raw engine latencies in the same run, with tracing on and off."""
+
+import argparse
+import json
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+
+from benchmarks.common import DBPEDIA, BenchSystem, read_jsonl
+from rag.v1 import gateway_pb2, gateway_pb2_grpc
+from services.cli import traces
+from services.cli.client import Client
+from services.cli.evaluate import Dataset, ingest_corpus
+
+
+def load(bench: BenchSystem, abstracts: list[dict]) -> None:
+    client = Client(None, api_key=bench.key, addr=bench.gateway)
+    ingest_corpus(client, Dataset("bench", abstracts, {}, {}))
+
+
+def measure(addr: str, key: str, queries: list[str], clients: int, rounds: int) -> dict:
+    stub = gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(addr))
+    metadata = (("x-api-key", key),)
+    work = [queries[i % len(queries)] for i in range(rounds * clients)]
+
+    def one(text: str) -> float:
+        started = time.perf_counter()
+        stub.Search(gateway_pb2.SearchRequest(query=text, top_k=10), metadata=metadata, timeout=30)
+        return (time.perf_counter() - started) * 1000
+
+    for text in queries[:5]:
+        one(text)
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        latencies = list(pool.map(one, work))
+    elapsed = time.perf_counter() - started
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "qps": round(len(work) / elapsed, 1),
+    }
+
+
+def engine_latency(bench: BenchSystem) -> dict:
+    """Median time inside each engine, from the run's own `rag.retrieve.dense|lexical` spans."""
+    time.sleep(1.5)  # spans are flushed every 0.5 s
+    spans = traces.load_spans(bench.system.data / "traces")
+    return {
+        engine: round(statistics.median(s["duration_ms"] for s in spans if s["name"] == f"rag.retrieve.{engine}"), 2)
+        for engine in ("dense", "lexical")
+    }
+
+
+def run(tracing: bool, abstracts, queries, rounds: int) -> tuple[dict, dict]:
+    env = {} if tracing else {"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    with BenchSystem(env) as bench:
+        load(bench, abstracts)
+        clients = {str(c): measure(bench.gateway, bench.key, queries, c, rounds) for c in (1, 8, 32)}
+        engines = engine_latency(bench) if tracing else {}
+    return clients, engines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=10, help="searches per client")
+    args = parser.parse_args()
+    abstracts = read_jsonl(DBPEDIA / "corpus.jsonl")[: args.documents]
+    queries = [q["text"] for q in read_jsonl(DBPEDIA / "queries.jsonl")]
+    on, engines = run(True, abstracts, queries, args.rounds)
+    off, _ = run(False, abstracts, queries, args.rounds)
+    print(f"{args.documents} documents; gateway Search, top_k 10, query embedding included")
+    for c in ("1", "8", "32"):
+        print(
+            f"{c:>2} clients: tracing on p50 {on[c]['p50_ms']:6.1f} ms p99 {on[c]['p99_ms']:6.1f} ms "
+            f"{on[c]['qps']:6.1f} q/s | off p50 {off[c]['p50_ms']:6.1f} ms p99 {off[c]['p99_ms']:6.1f} ms "
+            f"{off[c]['qps']:6.1f} q/s"
+        )
+    print(
+        f"single-engine searches through the gateway (median): dense {engines['dense']} ms, "
+        f"lexical {engines['lexical']} ms"
+    )
+    print(json.dumps({"chunks": args.documents, "clients": on, "tracing_off": off, "engine_p50_ms": engines}))
+
+
+if __name__ == "__main__":
+    main()

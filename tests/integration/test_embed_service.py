@@ -1,0 +1,105 @@
+"""The embed service as a real gRPC server with the real model: limits, backpressure, cache, lanes."""
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from helpers import free_port_block
+
+from rag.v1 import embed_pb2, embed_pb2_grpc
+from services.common.config import EmbedSettings
+from services.common.server import serve
+from services.embed.batcher import CACHE_REQUESTS
+from services.embed.server import EmbedService
+
+LONG = "Quantum chromodynamics describes how quarks and gluons bind into protons and neutrons. " * 12
+
+
+@pytest.fixture(scope="module")
+async def embed_addr():
+    port = free_port_block(1)
+    settings = EmbedSettings(grpc_port=port, queue_limit=300, max_texts_per_request=300, max_chars_per_text=5000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(EmbedService(settings), stop))
+    addr = f"127.0.0.1:{port}"
+    async with grpc.aio.insecure_channel(addr) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for _ in range(600):
+            try:
+                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.1)
+    yield addr
+    stop.set()
+    await task
+
+
+async def test_vectors_and_model_id(embed_addr):
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        stub = embed_pb2_grpc.EmbedServiceStub(channel)
+        alone = await stub.Embed(embed_pb2.EmbedRequest(texts=["red pandas eat bamboo"]))
+        mixed = await stub.Embed(
+            embed_pb2.EmbedRequest(texts=[LONG, "red pandas eat bamboo", "hi"], lane=embed_pb2.EMBED_LANE_BULK)
+        )
+        assert alone.model_id.startswith("all-MiniLM-L6-v2@sha256:") and alone.dimension == 384
+        assert np.allclose(alone.vectors[0].values, mixed.vectors[1].values, atol=1e-5)
+        assert mixed.tokens > 100
+
+
+@pytest.mark.parametrize(
+    "texts, words",
+    [([], "empty"), (["x"] * 301, "301 texts"), (["y" * 5001], "5001 characters")],
+)
+async def test_request_limits_are_invalid_argument(embed_addr, texts, words):
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await embed_pb2_grpc.EmbedServiceStub(channel).Embed(embed_pb2.EmbedRequest(texts=texts))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and words in error.value.details()
+
+
+async def test_full_queue_is_resource_exhausted_with_a_retry_hint(embed_addr):
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        stub = embed_pb2_grpc.EmbedServiceStub(channel)
+        load = [
+            asyncio.ensure_future(
+                stub.Embed(embed_pb2.EmbedRequest(texts=[LONG + str(i)] * 100, lane=embed_pb2.EMBED_LANE_BULK))
+            )
+            for i in range(4)
+        ]
+        results = await asyncio.gather(*load, return_exceptions=True)
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert refused and all(r.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for r in refused)
+    assert int(dict(refused[0].trailing_metadata())["retry-after-ms"]) > 0
+    assert any(not isinstance(r, Exception) for r in results), "queued work still completes"
+
+
+async def test_query_cache_hits(embed_addr):
+    before = CACHE_REQUESTS.labels("hit")._value.get()
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        stub = embed_pb2_grpc.EmbedServiceStub(channel)
+        first = await stub.Embed(embed_pb2.EmbedRequest(texts=["cached question about owls"]))
+        second = await stub.Embed(embed_pb2.EmbedRequest(texts=["cached question about owls"]))
+    assert CACHE_REQUESTS.labels("hit")._value.get() == before + 1
+    assert list(first.vectors[0].values) == list(second.vectors[0].values) and second.tokens == 0
+
+
+async def test_a_query_does_not_wait_behind_bulk_work(embed_addr):
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        stub = embed_pb2_grpc.EmbedServiceStub(channel)
+        bulk = asyncio.ensure_future(
+            stub.Embed(
+                embed_pb2.EmbedRequest(texts=[f"{LONG} {i}" for i in range(120)], lane=embed_pb2.EMBED_LANE_BULK)
+            )
+        )
+        await asyncio.sleep(0.2)
+        for i in range(5):
+            await stub.Embed(
+                embed_pb2.EmbedRequest(texts=[f"where do owls nest {i}?"], lane=embed_pb2.EMBED_LANE_INTERACTIVE)
+            )
+        assert not bulk.done(), "five queries finished while the bulk request was still being embedded"
+        assert len((await bulk).vectors) == 120
