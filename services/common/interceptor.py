@@ -1,6 +1,7 @@
 """The interceptor every service runs: RPC latency by method and status, in-flight RPCs, and
 infrastructure failures (NATS unreachable) reported as UNAVAILABLE instead of UNKNOWN."""
 
+import contextlib
 import time
 
 import grpc
@@ -21,6 +22,26 @@ UNAVAILABLE_ERRORS = (nats.errors.Error, ConnectionError)
 
 async def _unavailable(context, exc: Exception) -> None:
     await context.abort(grpc.StatusCode.UNAVAILABLE, f"the message store (NATS) is unreachable, retry: {exc}")
+
+
+def _observed(labels: tuple[str, str]):
+    """Around one call: in-flight gauge, latency by final status, infrastructure errors as UNAVAILABLE."""
+
+    @contextlib.asynccontextmanager
+    async def observe(context):
+        started = time.perf_counter()
+        RPC_IN_FLIGHT.labels(*labels).inc()
+        try:
+            yield
+        except UNAVAILABLE_ERRORS as exc:
+            await _unavailable(context, exc)
+        finally:
+            code = context.code() if hasattr(context, "code") else None
+            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+            RPC_LATENCY.labels(*labels, name).observe(time.perf_counter() - started)
+            RPC_IN_FLIGHT.labels(*labels).dec()
+
+    return observe
 
 
 def _not_ready(handler, service: str):
@@ -59,53 +80,32 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         if not handler_call_details.method.startswith("/grpc.") and not self.ready():
             return _not_ready(handler, self.service)
 
-        def finish(start: float, context) -> None:
-            code = context.code() if hasattr(context, "code") else None
-            name = code.name if isinstance(code, grpc.StatusCode) else "OK"
-            RPC_LATENCY.labels(*labels, name).observe(time.perf_counter() - start)
-            RPC_IN_FLIGHT.labels(*labels).dec()
+        observed = _observed(labels)
 
         if handler.unary_unary:
             inner = handler.unary_unary
 
             async def unary_unary(request, context):
-                start = time.perf_counter()
-                RPC_IN_FLIGHT.labels(*labels).inc()
-                try:
+                async with observed(context):
                     return await inner(request, context)
-                except UNAVAILABLE_ERRORS as exc:
-                    await _unavailable(context, exc)
-                finally:
-                    finish(start, context)
 
             return handler._replace(unary_unary=unary_unary)
         if handler.unary_stream:
-            inner_us = handler.unary_stream
+            inner_stream = handler.unary_stream
 
             async def unary_stream(request, context):
-                start = time.perf_counter()
-                RPC_IN_FLIGHT.labels(*labels).inc()
-                try:
-                    async for item in inner_us(request, context):
+                async with observed(context):
+                    async for item in inner_stream(request, context):
                         yield item
-                except UNAVAILABLE_ERRORS as exc:
-                    await _unavailable(context, exc)
-                finally:
-                    finish(start, context)
 
             return handler._replace(unary_stream=unary_stream)
         if handler.stream_unary:
-            inner_su = handler.stream_unary
+            inner_upload = handler.stream_unary
 
             async def stream_unary(request_iterator, context):
-                start = time.perf_counter()
-                RPC_IN_FLIGHT.labels(*labels).inc()
-                try:
-                    return await inner_su(request_iterator, context)
-                except UNAVAILABLE_ERRORS as exc:
-                    await _unavailable(context, exc)
-                finally:
-                    finish(start, context)
+                async with observed(context):
+                    return await inner_upload(request_iterator, context)
 
             return handler._replace(stream_unary=stream_unary)
+        return handler._replace(stream_unary=stream_unary)
         return handler

@@ -1,5 +1,6 @@
 """gRPC service bootstrap: health (NOT_SERVING until warm), reflection, metrics, SIGTERM drain."""
 
+import abc
 import asyncio
 import logging
 import signal
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 GRPC_MESSAGE_LIMIT = 64 * 1024 * 1024
 
 
-class Service:
+class Service(abc.ABC):
     """One service process. Subclasses register servicers, warm up in `start`, release in `stop`."""
 
     name = "service"
@@ -30,15 +31,17 @@ class Service:
         self.settings = settings
         self.ready = False
 
+    @abc.abstractmethod
     def register(self, server: grpc.aio.Server) -> Iterable[str]:
         """Add servicers; return their full service names (for health and reflection)."""
-        raise NotImplementedError
 
     async def start(self) -> None:
         """Heavy work (models, indexes, NATS). Health turns SERVING once it returns."""
+        return None  # a service without warm-up serves at once
 
     async def stop(self) -> None:
         """Release what `start` acquired, after in-flight RPCs have drained."""
+        return None  # nothing acquired by default
 
 
 async def serve(service: Service, stop_event: asyncio.Event | None = None) -> None:
