@@ -165,6 +165,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header: the first message names the document")
         if not valid_doc_id(header.doc_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "doc_id must be 1-512 printable characters")
+        problem = header_problem(header)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         response = await self._call(
             context,
             self.ingest.Submit,
@@ -503,6 +506,31 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         today, month = await self.usage.get(tenant, time.time())
         limits = json.dumps(dataclasses.asdict(self.governor.for_tenant(tenant)))
         return gateway_pb2.GetUsageResponse(today=today, this_month=month, limits_json=limits)
+
+
+HEADER_LIMITS = {"title": 1024, "source_name": 1024, "content_type": 256}
+MAX_ACL, MAX_PRINCIPAL = 64, 128
+MAX_METADATA, MAX_METADATA_KEY, MAX_METADATA_VALUE = 64, 128, 2048
+
+
+def header_problem(header: gateway_pb2.DocumentHeader) -> str:
+    """What is wrong with a document header, or "" (every field has a size limit)."""
+    for name, limit in HEADER_LIMITS.items():
+        if len(getattr(header, name)) > limit:
+            return f"{name} has {len(getattr(header, name))} characters; the limit is {limit}"
+    if len(header.acl) > MAX_ACL:
+        return f"acl has {len(header.acl)} principals; the limit is {MAX_ACL}"
+    for principal in header.acl:
+        if not principal or len(principal) > MAX_PRINCIPAL or not principal.isprintable():
+            return f"acl principal {principal[:40]!r} must be 1-{MAX_PRINCIPAL} printable characters"
+    if len(header.metadata) > MAX_METADATA:
+        return f"metadata has {len(header.metadata)} entries; the limit is {MAX_METADATA}"
+    for key, value in header.metadata.items():
+        if not key or len(key) > MAX_METADATA_KEY:
+            return f"metadata key {key[:40]!r} must be 1-{MAX_METADATA_KEY} characters"
+        if len(value) > MAX_METADATA_VALUE:
+            return f"metadata value of {key!r} has {len(value)} characters; the limit is {MAX_METADATA_VALUE}"
+    return ""
 
 
 def replay_differences(original: events_pb2.QueryAudit, final: gateway_pb2.AskFinal) -> tuple[list[str], list[str]]:

@@ -2,12 +2,16 @@
 usage, and one tenant's flood not starving another (asserted by counts, not times)."""
 
 import json
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
 from helpers import free_port_block
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rag.v1 import gateway_pb2, types_pb2
 
@@ -32,7 +36,9 @@ R, W, A = gateway_pb2.ROLE_READER, gateway_pb2.ROLE_WRITER, gateway_pb2.ROLE_ADM
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     s = System(
-        tmp_path_factory.mktemp("governance"), free_port_block(), env={"RAGMESH_TENANT_LIMITS": json.dumps(LIMITS)}
+        tmp_path_factory.mktemp("governance"),
+        free_port_block(),
+        env={"RAGMESH_TENANT_LIMITS": json.dumps(LIMITS), "RAGMESH_REQUEST_TIMEOUT_SECONDS": "5"},
     ).start()
     yield s
     s.stop()
@@ -181,3 +187,113 @@ def test_a_flooding_tenant_cannot_starve_another(system):
     assert calm_results == [grpc.StatusCode.OK] * 10
     assert flood_results.count(grpc.StatusCode.RESOURCE_EXHAUSTED) > 0
     assert set(flood_results) <= {grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+
+def test_every_header_field_has_a_limit(system):
+    client = system.client(system.client().create_key("limits", role=W))
+    too_big = [
+        {"title": "t" * 1025},
+        {"source_name": "s" * 1025},
+        {"content_type": "c" * 257},
+        {"acl": ["p"] * 65},
+        {"acl": ["x" * 129]},
+        {"acl": [""]},
+        {"metadata": {f"k{i}": "v" for i in range(65)}},
+        {"metadata": {"k" * 129: "v"}},
+        {"metadata": {"k": "v" * 2049}},
+    ]
+    for fields in too_big:
+        with pytest.raises(grpc.RpcError) as error:
+            client.ingest("doc.txt", b"text", **fields)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, fields
+        assert "limit" in error.value.details() or "characters" in error.value.details()
+
+
+def test_a_stalled_downstream_gives_deadline_exceeded_not_a_hang(system):
+    client = system.client(system.client().create_key("stall", role=W))
+    client.ingest_and_wait("s.txt", b"Kilns fire clay pots at high temperature.")
+    generate = json.loads((system.data / "pids.json").read_text())["generate"]
+    os.kill(generate, signal.SIGSTOP)
+    try:
+        with pytest.raises(grpc.RpcError) as error:  # the client's deadline reaches every downstream call
+            list(
+                client.stub.Ask(
+                    gateway_pb2.AskRequest(question="How are clay pots fired?"), metadata=client.metadata, timeout=2
+                )
+            )
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        with pytest.raises(grpc.RpcError) as error:  # no client deadline: the gateway's own (5 s here) applies
+            list(client.stub.Ask(gateway_pb2.AskRequest(question="What do kilns fire?"), metadata=client.metadata))
+        assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        os.kill(generate, signal.SIGCONT)
+    _, final = client.ask("What temperature do kilns use?")
+    assert final.status in (types_pb2.ANSWER_STATUS_ANSWERED, types_pb2.ANSWER_STATUS_ABSTAINED)
+
+
+ALLOWED = {
+    grpc.StatusCode.OK,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.FAILED_PRECONDITION,
+}
+fusions = st.builds(
+    types_pb2.FusionParams,
+    method=st.sampled_from(["", "rrf", "minmax", "zscore", "dense", "lexical"]) | st.text(max_size=12),
+    rrf_k=st.floats(allow_nan=True, allow_infinity=True),
+    candidate_depth=st.integers(0, 2**32 - 1),
+    dense_weight=st.floats(allow_nan=True, allow_infinity=True),
+    max_per_document=st.integers(0, 2**32 - 1),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzz_client(system):
+    return system.client(system.client().create_key("fuzz", role=W))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text(max_size=3000), top_k=st.integers(0, 2**32 - 1), fusion=fusions)
+def test_fuzzed_searches_and_questions_never_fail_internally(fuzz_client, query, top_k, fusion):
+    for call in (
+        lambda: fuzz_client.stub.Search(
+            gateway_pb2.SearchRequest(query=query, top_k=top_k, fusion=fusion),
+            metadata=fuzz_client.metadata,
+            timeout=30,
+        ),
+        lambda: list(
+            fuzz_client.stub.Ask(
+                gateway_pb2.AskRequest(question=query, top_k=top_k, fusion=fusion),
+                metadata=fuzz_client.metadata,
+                timeout=30,
+            )
+        ),
+    ):
+        assert code_of(call) in ALLOWED
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    doc_id=st.text(max_size=600),
+    title=st.text(max_size=1100),
+    acl=st.lists(st.text(max_size=140), max_size=70),
+    metadata=st.dictionaries(st.text(max_size=140), st.text(max_size=100), max_size=70),
+    content=st.binary(max_size=2048),
+)
+def test_fuzzed_uploads_never_fail_internally(fuzz_client, doc_id, title, acl, metadata, content):
+    parts = iter(
+        [
+            gateway_pb2.IngestDocumentRequest(
+                header=gateway_pb2.DocumentHeader(doc_id=doc_id, title=title, acl=acl, metadata=metadata)
+            ),
+            gateway_pb2.IngestDocumentRequest(data=content),
+        ]
+    )
+    assert code_of(lambda: fuzz_client.stub.IngestDocument(parts, metadata=fuzz_client.metadata, timeout=30)) in ALLOWED
+
+
+def test_services_stay_healthy_after_the_fuzzing(system, fuzz_client):
+    assert code_of(lambda: fuzz_client.search("anything at all")) == grpc.StatusCode.OK
+    listed = fuzz_client.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=fuzz_client.metadata)
+    assert all(d.status != types_pb2.DOCUMENT_STATUS_UNSPECIFIED for d in listed.documents)
