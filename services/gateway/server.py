@@ -238,7 +238,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
 
     # -- search and answers --------------------------------------------------------------------
 
-    def _retrieve_request(self, caller, query: str, top_k: int, fusion, doc_ids=()) -> retrieve_pb2.RetrieveRequest:
+    def _retrieve_request(
+        self, caller, query: str, top_k: int, fusion, doc_ids=(), metadata_filters=()
+    ) -> retrieve_pb2.RetrieveRequest:
         return retrieve_pb2.RetrieveRequest(
             tenant=caller.tenant,
             principals=list(caller.principals),
@@ -246,6 +248,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             top_k=top_k,
             fusion=fusion,
             doc_ids=list(doc_ids),
+            metadata_filters=list(metadata_filters),
         )
 
     async def Search(self, request, context):
@@ -257,7 +260,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             response = await self._call(
                 context,
                 self.retrieve.Retrieve,
-                self._retrieve_request(caller, request.query, top_k, request.fusion, request.doc_ids),
+                self._retrieve_request(
+                    caller, request.query, top_k, request.fusion, request.doc_ids, request.metadata_filters
+                ),
             )
         finally:
             self.governor.leave(caller.tenant)

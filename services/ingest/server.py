@@ -143,7 +143,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         event = events_pb2.IndexBatch(
             tenant=request.tenant,
             doc_id=request.doc_id,
-            update_metadata=events_pb2.UpdateMetadata(title=title, acl=acl),
+            update_metadata=events_pb2.UpdateMetadata(title=title, acl=acl, metadata=dict(request.metadata)),
         )
         await natsio.publish(
             self.js,

@@ -256,6 +256,7 @@ class IngestWorker:
                     page_start=d.page_start,
                     page_end=d.page_end,
                     content_kind=d.kind,
+                    metadata=dict(record.metadata),
                 )
                 for d in batch
             ]

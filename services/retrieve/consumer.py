@@ -168,8 +168,9 @@ class IndexConsumer:
             elif op == "update_metadata":
                 update = event.update_metadata
                 self.lexical.commit()  # earlier upserts of this batch must be visible to be rewritten
-                self.dense.set_fields(event.tenant, event.doc_id, update.title, list(update.acl))
-                self.lexical.set_fields(event.tenant, event.doc_id, update.title, list(update.acl))
+                fields = (update.title, list(update.acl), dict(update.metadata))
+                self.dense.set_fields(event.tenant, event.doc_id, *fields)
+                self.lexical.set_fields(event.tenant, event.doc_id, *fields)
             elif op == "remove":
                 self.dense.retire(event.tenant, event.doc_id, keep_version=None)
                 self.lexical.retire(event.tenant, event.doc_id, keep_version=None)

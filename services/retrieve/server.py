@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import re
 
 import grpc
 from opentelemetry import trace
@@ -31,6 +32,21 @@ def resolve_fusion(asked: types_pb2.FusionParams, s: RetrieveSettings, top_k: in
         dense_weight=asked.dense_weight if asked.HasField("dense_weight") else s.fusion_dense_weight,
         max_per_document=asked.max_per_document or s.max_per_document,
     )
+
+
+MAX_FILTERS, MAX_FILTER_VALUES = 16, 64
+FILTER_KEY = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def filters_problem(filters) -> str:
+    if len(filters) > MAX_FILTERS:
+        return f"{len(filters)} metadata filters; the limit is {MAX_FILTERS}"
+    for f in filters:
+        if not FILTER_KEY.match(f.key):
+            return f"metadata filter key {f.key[:40]!r} must be 1-128 of A-Z, a-z, 0-9, '_' and '-'"
+        if not 1 <= len(f.any_of) <= MAX_FILTER_VALUES:
+            return f"metadata filter {f.key!r} needs 1-{MAX_FILTER_VALUES} values"
+    return ""
 
 
 def fusion_problem(f: types_pb2.FusionParams, s: RetrieveSettings) -> str:
@@ -91,7 +107,11 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         top_k = request.top_k or 8
         if top_k > s.max_top_k:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"top_k {top_k} is above the limit {s.max_top_k}")
-        scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids))
+        problem = filters_problem(request.metadata_filters)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        metadata = tuple((f.key, tuple(f.any_of)) for f in request.metadata_filters)
+        scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids), metadata)
         fusion = resolve_fusion(request.fusion, s, top_k)
         problem = fusion_problem(fusion, s)
         if problem:

@@ -397,6 +397,26 @@ def test_cli_acts_for_another_tenant(system, acme, tmp_path):
     assert "harbour.md" not in doc_ids(acme.search("harbour master ferry departure", top_k=50))
 
 
+def test_metadata_filters(acme):
+    for doc_id, team in [("plan-a.txt", "alpha"), ("plan-b.txt", "beta")]:
+        job = acme.ingest_and_wait(
+            doc_id, f"The {team} roadmap ships the river barrage sensors.".encode(), metadata={"team": team}
+        )
+        assert job.status == types_pb2.JOB_STATUS_DONE
+
+    def search(*filters):
+        request = gateway_pb2.SearchRequest(
+            query="roadmap river barrage sensors", top_k=20, metadata_filters=list(filters)
+        )
+        return {h.chunk.doc_id for h in acme.stub.Search(request, metadata=acme.metadata).hits}
+
+    assert search(types_pb2.MetadataFilter(key="team", any_of=["beta"])) == {"plan-b.txt"}
+    assert search(types_pb2.MetadataFilter(key="team", any_of=["alpha", "beta"])) == {"plan-a.txt", "plan-b.txt"}
+    with pytest.raises(grpc.RpcError) as error:
+        search(types_pb2.MetadataFilter(key="bad key!", any_of=["x"]))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_data_survives_a_restart(system, acme):
     before = acme.search("stratovolcano Sicily").index_watermark
     assert system.stop() == 0

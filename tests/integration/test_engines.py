@@ -130,6 +130,7 @@ def test_upsert_is_idempotent_and_retire_keeps_one_version(engine):
 def test_chunk_round_trips_through_the_engine(engine):
     chunk = make_chunk("t1", "cats", acl=["public", "alice"])
     chunk.section, chunk.char_start, chunk.char_end, chunk.chunker_version = "A > B", 5, 40, "structure-v1"
+    chunk.metadata.update({"lang": "en", "year": "2026"})
     engine.upsert([chunk])
     engine.index.commit()
     [hit] = engine.search("cats", SearchScope("t1", ("alice",)))
@@ -152,3 +153,25 @@ def test_lexical_accepts_any_user_text(tmp_path):
         index.search(query, SearchScope("t1", ()), 5)
     assert ids(index.search("CAT'S purring", SearchScope("t1", ()), 5)) == ["cats"]
     index.close()
+
+
+def test_metadata_filters_mean_the_same_in_every_engine(engine):
+    colours = {"cats": "red", "dogs": "blue", "k8s": "green"}
+    chunks = []
+    for doc, colour in colours.items():
+        chunk = make_chunk("t1", doc)
+        chunk.metadata.update({"colour": colour, "Team": "Blue Sky"})
+        chunks.append(chunk)
+    engine.upsert(chunks)
+    engine.index.commit()
+    for filters, expected in [
+        ((("colour", ("red",)),), {"cats"}),
+        ((("colour", ("red", "blue")),), {"cats", "dogs"}),
+        ((("colour", ("red",)), ("Team", ("Blue Sky",))), {"cats"}),
+        ((("colour", ("RED",)),), set()),  # keyword equality: exact, case-sensitive
+        ((("missing", ("x",)),), set()),
+    ]:
+        assert set(ids(engine.search("cats", SearchScope("t1", (), metadata=filters), 10))) <= expected
+        if expected:
+            found = set(ids(engine.search(next(iter(expected)), SearchScope("t1", (), metadata=filters), 10)))
+            assert found and found <= expected, (filters, found)

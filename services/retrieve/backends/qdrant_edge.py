@@ -39,10 +39,12 @@ class QdrantEdgeIndex:
         doc = qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))
         self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=must_not)))
 
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str]) -> None:
-        """Rewrite title and ACL of every chunk of a document, vectors untouched."""
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
+        """Rewrite title, ACL and metadata of every chunk of a document, vectors untouched."""
         doc = qe.Filter(must=[qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))])
-        self.shard.update(qe.UpdateOperation.set_payload_by_filter(doc, {"title": title, "acl": acl or [PUBLIC]}))
+        self.shard.update(
+            qe.UpdateOperation.set_payload_by_filter(doc, {"title": title, "acl": acl or [PUBLIC], "meta": metadata})
+        )
 
     def _filter(self, scope: SearchScope) -> qe.Filter:
         must = [
@@ -51,6 +53,8 @@ class QdrantEdgeIndex:
         ]
         if scope.doc_ids:
             must.append(qe.FieldCondition("doc_id", match=qe.MatchAny(list(scope.doc_ids))))
+        for key, values in scope.metadata:
+            must.append(qe.FieldCondition(f"meta.{key}", match=qe.MatchAny(list(values))))
         return qe.Filter(must=must)
 
     def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:

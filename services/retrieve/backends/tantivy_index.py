@@ -32,6 +32,7 @@ def build_schema() -> tantivy.Schema:
     builder.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
     builder.add_text_field("text", stored=True, tokenizer_name=ANALYZER)
     builder.add_text_field("section", stored=True, tokenizer_name=ANALYZER)
+    builder.add_json_field("meta", stored=True, tokenizer_name=RAW)
     return builder.build()
 
 
@@ -73,7 +74,7 @@ class TantivyIndex:
         with self._lock:
             self.writer.delete_documents_by_query(tantivy.Query.boolean_query(clauses))
 
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str]) -> None:
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
         """Tantivy documents are immutable: re-add every chunk of the document with the new fields.
         Sees the last commit, so callers commit pending upserts of the document first."""
         searcher = self.index.searcher()
@@ -86,6 +87,8 @@ class TantivyIndex:
             chunk.title = title
             del chunk.acl[:]
             chunk.acl.extend(acl or [PUBLIC])
+            chunk.metadata.clear()
+            chunk.metadata.update(metadata)
         self.upsert(chunks)
 
     def commit(self) -> None:
@@ -112,6 +115,12 @@ class TantivyIndex:
         ]
         if scope.doc_ids:
             filters.append(tantivy.Query.term_set_query(self.schema, "doc_id", list(scope.doc_ids)))
+        for key, values in scope.metadata:
+            filters.append(
+                tantivy.Query.boolean_query(
+                    [(tantivy.Occur.Should, self._term(f"meta.{key}", value)) for value in values]
+                )
+            )
         query_obj = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, tantivy.Query.boolean_query(matches))]
             + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters]

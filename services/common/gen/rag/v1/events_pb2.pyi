@@ -63,12 +63,21 @@ class RemoveDocumentChunks(_message.Message):
     def __init__(self) -> None: ...
 
 class UpdateMetadata(_message.Message):
-    __slots__ = ("title", "acl")
+    __slots__ = ("title", "acl", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ACL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     title: str
     acl: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class IndexBatch(_message.Message):
     __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove", "update_metadata")

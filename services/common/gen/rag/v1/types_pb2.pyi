@@ -149,7 +149,14 @@ class JobRecord(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
 
 class Chunk(_message.Message):
-    __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version", "page_start", "page_end", "content_kind")
+    __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version", "page_start", "page_end", "content_kind", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +172,7 @@ class Chunk(_message.Message):
     PAGE_START_FIELD_NUMBER: _ClassVar[int]
     PAGE_END_FIELD_NUMBER: _ClassVar[int]
     CONTENT_KIND_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     chunk_id: str
     tenant: str
     doc_id: str
@@ -180,7 +188,16 @@ class Chunk(_message.Message):
     page_start: int
     page_end: int
     content_kind: str
-    def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ..., page_start: _Optional[int] = ..., page_end: _Optional[int] = ..., content_kind: _Optional[str] = ...) -> None: ...
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ..., page_start: _Optional[int] = ..., page_end: _Optional[int] = ..., content_kind: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class MetadataFilter(_message.Message):
+    __slots__ = ("key", "any_of")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ANY_OF_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    any_of: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key: _Optional[str] = ..., any_of: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("chunk", "score", "dense_score", "dense_rank", "lexical_score", "lexical_rank", "rank", "dense_matched", "lexical_matched")
