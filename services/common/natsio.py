@@ -15,6 +15,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -147,6 +148,16 @@ def consume_span(name: str, msg, batch: list | None = None) -> Iterator[trace.Sp
         span.set_attribute("messaging.system", "nats")
         span.set_attribute("messaging.destination.name", msg.subject)
         yield span
+
+
+@contextlib.contextmanager
+def continued(msg) -> Iterator[None]:
+    """Make the trace carried by a message current (for work done on its behalf inside a batch)."""
+    token = otel_context.attach(propagate.extract(dict(msg.headers or {})))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def delivery_count(msg) -> int:

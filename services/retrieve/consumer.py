@@ -109,14 +109,16 @@ class IndexConsumer:
             span.set_attribute("rag.index.watermark", watermark)
             # Lifecycle events go out before the acks: if either fails the batch is redelivered and
             # re-applied (a no-op), and the events' ids collapse the repeats.
-            for event in indexed:
+            for msg, event in indexed:
                 event.index_watermark = watermark
-                await natsio.publish(
-                    self.js,
-                    f"rag.events.indexed.{event.tenant}",
-                    event.SerializeToString(),
-                    msg_id=f"indexed/{event.tenant}/{event.doc_id}/{event.version}",
-                )
+                # Published in the trace of that document's own ingestion, whatever the batch held.
+                with natsio.continued(msg):
+                    await natsio.publish(
+                        self.js,
+                        f"rag.events.indexed.{event.tenant}",
+                        event.SerializeToString(),
+                        msg_id=f"indexed/{event.tenant}/{event.doc_id}/{event.version}",
+                    )
             for event in failed:
                 await natsio.publish(self.js, f"rag.events.failed.{event.tenant}", event.SerializeToString())
             for msg, _ in events:
@@ -127,7 +129,7 @@ class IndexConsumer:
         indexed: list[events_pb2.DocumentIndexed] = []
         failed: list[events_pb2.DocumentFailed] = []
         model_id = self.state.model_id
-        for _, event in events:
+        for msg, event in events:
             if event.embedding_model_id and model_id and event.embedding_model_id != model_id:
                 log.error(
                     "index event from another embedding model refused",
@@ -157,12 +159,15 @@ class IndexConsumer:
                 self.lexical.retire(event.tenant, event.doc_id, keep_version=event.activate.version)
                 changes[(event.tenant, event.doc_id)] = event.activate.version
                 indexed.append(
-                    events_pb2.DocumentIndexed(
-                        tenant=event.tenant,
-                        doc_id=event.doc_id,
-                        version=event.activate.version,
-                        chunk_count=event.activate.chunk_count,
-                        job_id=event.job_id,
+                    (
+                        msg,
+                        events_pb2.DocumentIndexed(
+                            tenant=event.tenant,
+                            doc_id=event.doc_id,
+                            version=event.activate.version,
+                            chunk_count=event.activate.chunk_count,
+                            job_id=event.job_id,
+                        ),
                     )
                 )
             elif op == "update_metadata":

@@ -285,6 +285,14 @@ def test_one_trace_from_upload_to_index(system, acme):
     job = next(s for s in spans if s["name"] == "rag.ingest.job")
     enqueue = next(s for s in spans if s["name"] == "rag.ingest.enqueue")
     assert job["parent_span_id"] == enqueue["span_id"], "the worker continues the submit's trace across NATS"
+    trace_id = job["trace_id"]
+
+    def lifecycle(all_spans):
+        found = [x for x in all_spans if x["trace_id"] == trace_id and x["name"] == "rag.ingest.lifecycle"]
+        return found or None
+
+    # DocumentIndexed is published in the document's own ingestion trace, and ingest's follower continues it.
+    assert wait_for_trace(system, lifecycle)[0]["service"] == "ingest"
 
 
 def scrape(port: int) -> str:
