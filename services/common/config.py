@@ -21,6 +21,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", description="Python log level.")
     drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
     instance: str = Field("", description="Instance name on logs, traces and metrics.")
+    trace_content: bool = Field(False, description="Put question and query text on spans (off: privacy).")
 
 
 class EmbedSettings(ServiceSettings):

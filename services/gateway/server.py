@@ -312,6 +312,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         started = time.perf_counter()
         span = trace.get_current_span()
         span.set_attribute("rag.query_id", query_id)
+        if self.settings.trace_content:
+            span.set_attribute("rag.question", request.question)
         _, hit = await self._cached(caller, request, top_k, context)
         if hit is not None:
             answer = gateway_pb2.AskFinal()

@@ -38,7 +38,11 @@ def system(tmp_path_factory):
     s = System(
         tmp_path_factory.mktemp("governance"),
         free_port_block(),
-        env={"RAGMESH_TENANT_LIMITS": json.dumps(LIMITS), "RAGMESH_REQUEST_TIMEOUT_SECONDS": "5"},
+        env={
+            "RAGMESH_TENANT_LIMITS": json.dumps(LIMITS),
+            "RAGMESH_REQUEST_TIMEOUT_SECONDS": "5",
+            "RAGMESH_TRACE_CONTENT": "true",
+        },
     ).start()
     yield s
     s.stop()
@@ -297,3 +301,19 @@ def test_services_stay_healthy_after_the_fuzzing(system, fuzz_client):
     assert code_of(lambda: fuzz_client.search("anything at all")) == grpc.StatusCode.OK
     listed = fuzz_client.stub.ListDocuments(gateway_pb2.ListDocumentsRequest(), metadata=fuzz_client.metadata)
     assert all(d.status != types_pb2.DOCUMENT_STATUS_UNSPECIFIED for d in listed.documents)
+
+
+def test_content_tracing_puts_the_question_on_the_span_when_switched_on(system):
+    from services.cli import traces
+
+    client = system.client(system.client().create_key("traced", role=W))
+    client.ingest_and_wait("t.txt", b"Beekeepers harvest honey in late summer.")
+    question = "When do beekeepers harvest honey?"
+    _, final = client.ask(question)
+    for _ in range(50):
+        spans = [s for s in traces.load_spans(system.data / "traces") if s["trace_id"] == final.manifest.trace_id]
+        ask = [s for s in spans if s["name"].endswith("GatewayService/Ask") and s["kind"] == "server"]
+        if ask:
+            break
+        time.sleep(0.3)
+    assert ask and ask[0]["attributes"]["rag.question"] == question
