@@ -415,7 +415,9 @@ def docs_get(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json
     for v in out.get("versions", []):
         typer.echo(
             f"  v{v['version']} {v['status']} {v.get('chunk_count', 0)} chunks sha256 "
-            f"{v['content_sha256'][:12]}" + (f" error: {v['error']}" if v.get("error") else "")
+            f"{v['content_sha256'][:12]}"
+            + (f" error: {v['error']}" if v.get("error") else "")
+            + (f" warnings: {'; '.join(v['warnings'])}" if v.get("warnings") else "")
         )
 
 
