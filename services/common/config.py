@@ -80,7 +80,13 @@ class GatewaySettings(ServiceSettings):
     max_question_chars: int = Field(2000, description="Longest question or query.")
     max_top_k: int = Field(100, description="Largest top_k.")
     default_top_k: int = Field(8, description="top_k when the caller gives none.")
-    request_timeout_seconds: float = Field(30.0, description="Deadline for downstream calls.")
+    request_timeout_seconds: float = Field(
+        30.0, description="Deadline for downstream calls when the client sends none and its method has no default."
+    )
+    method_deadlines: str = Field(
+        '{"Search": 10, "Ask": 30, "Replay": 30, "IngestDocument": 120}',
+        description="Default deadline in seconds per gateway method, JSON; a client deadline takes precedence.",
+    )
     answer_cache_size: int = Field(1024, description="Answers kept in the cache; 0 turns it off.")
     answer_cache_ttl_seconds: float = Field(300.0, description="How long a cached answer may be served.")
     audit_retention_days: float = Field(30.0, description="How long answers stay replayable (audit KV TTL).")

@@ -1,5 +1,6 @@
 """Gateway: the only public API. Authenticates, routes, orchestrates search -> generate, audits."""
 
+import contextvars
 import dataclasses
 import inspect
 import json
@@ -45,6 +46,8 @@ QUERIES = Counter(
 TOKENS = Counter(
     "ragmesh_tokens_total", "Tokens used, by tenant and kind (prompt, completion, embedding).", ["tenant", "kind"]
 )
+# The gateway method being served (each RPC runs in its own task, so its own context).
+CURRENT_METHOD: contextvars.ContextVar[str] = contextvars.ContextVar("gateway_method", default="")
 ANSWER_CACHE = Counter("ragmesh_answer_cache_requests_total", "Answer-cache lookups.", ["result"])
 COST = Counter("ragmesh_cost_usd_total", "Provider cost in US dollars, by tenant.", ["tenant"])
 
@@ -74,6 +77,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             KeyValueConfig(bucket=natsio.KV_ANSWERS, ttl=s.audit_retention_days * 86400, storage=StorageType.FILE)
         )
         self.cache = AnswerCache(s.answer_cache_size, s.answer_cache_ttl_seconds)
+        self.deadlines = {k: float(v) for k, v in json.loads(s.method_deadlines or "{}").items()}
         self.governor = Governor(TenantLimits.parse(s.tenant_limits))
         if s.bootstrap_key_sha256:
             await self.keys.ensure(
@@ -89,6 +93,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     # -- helpers -------------------------------------------------------------------------------
 
     async def _caller(self, context, method: str) -> gateway_pb2.ApiKeyRecord:
+        CURRENT_METHOD.set(method)
         record, problem = await self.keys.lookup(key_from_metadata(context.invocation_metadata()))
         if record is None:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
@@ -116,8 +121,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         check_budgets(self.governor.for_tenant(tenant), today, month, now, kind)
 
     def _timeout(self, context) -> float:
+        """The client's remaining deadline, or the method's default: every downstream call gets one."""
         remaining = context.time_remaining()
-        default = self.settings.request_timeout_seconds
+        default = self.deadlines.get(CURRENT_METHOD.get(), self.settings.request_timeout_seconds)
         return default if remaining is None else max(0.001, min(remaining, default * 10))
 
     async def _call(self, context, rpc, request):

@@ -41,6 +41,7 @@ def system(tmp_path_factory):
         env={
             "RAGMESH_TENANT_LIMITS": json.dumps(LIMITS),
             "RAGMESH_REQUEST_TIMEOUT_SECONDS": "5",
+            "RAGMESH_METHOD_DEADLINES": json.dumps({"Ask": 4}),
             "RAGMESH_TRACE_CONTENT": "true",
         },
     ).start()
@@ -226,7 +227,7 @@ def test_a_stalled_downstream_gives_deadline_exceeded_not_a_hang(system):
                 )
             )
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        with pytest.raises(grpc.RpcError) as error:  # no client deadline: the gateway's own (5 s here) applies
+        with pytest.raises(grpc.RpcError) as error:  # no client deadline: the gateway's Ask default (4 s) applies
             list(client.stub.Ask(gateway_pb2.AskRequest(question="What do kilns fire?"), metadata=client.metadata))
         assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
