@@ -59,6 +59,20 @@ def globex(system):
     return client
 
 
+def cli(system, *args: str, key: str | None = None) -> str:
+    """Run `ragmesh ARGS` against the test system as a user would; its stdout."""
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
+    if key:
+        env["RAGMESH_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def cli_json(system, *args: str, key: str | None = None) -> dict:
+    return json.loads(cli(system, *args, "--json", key=key))
+
+
 def doc_ids(response) -> set[str]:
     return {h.chunk.doc_id for h in response.hits}
 
@@ -166,26 +180,13 @@ def test_bad_input_gets_a_precise_status_and_loses_nothing_else(acme):
 
 
 def test_cli_json_output(system, acme):
-    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data), "RAGMESH_API_KEY": acme.metadata[0][1]}
-    run = [sys.executable, "-m", "services.cli"]
-    asked = json.loads(
-        subprocess.run(
-            run + ["ask", "Where is Mount Etna?", "--json"], env=env, check=True, capture_output=True, text=True
-        ).stdout
-    )
+    key = acme.metadata[0][1]
+    asked = cli_json(system, "ask", "Where is Mount Etna?", key=key)
     assert asked["status"] == "answered" and asked["citations"][0]["doc_id"] == "etna.txt"
     for field in ("answer", "confidence", "query_id", "index_watermark", "model_id"):
         assert field in asked
     assert {"doc_id", "chunk_id", "score"} <= set(asked["citations"][0])
-    found = json.loads(
-        subprocess.run(
-            run + ["search", "stratovolcano Sicily", "--json", "--top-k", "3"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    found = cli_json(system, "search", "stratovolcano Sicily", "--top-k", "3", key=key)
     assert found["hits"][0]["doc_id"] == "etna.txt"
     assert {"doc_id", "chunk_id", "score", "dense_score", "lexical_score"} <= set(found["hits"][0])
 
@@ -237,22 +238,11 @@ def test_one_trace_from_question_to_answer(system, acme):
     assert parent(dense)["span_id"] == retrieve["span_id"] or parent(parent(dense))["span_id"] == retrieve["span_id"]
     assert not any("Etna" in str(s["attributes"]) for s in spans), "question text must stay off spans"
 
-    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "services.cli", "trace", trace_id, "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    shown = cli_json(system, "trace", trace_id)
     assert {"trace_id", "span_id", "parent_span_id", "service", "name", "start", "duration_ms", "attributes"} <= set(
         shown["spans"][0]
     )
-    waterfall = subprocess.run(
-        [sys.executable, "-m", "services.cli", "trace", "--last"], env=env, check=True, capture_output=True, text=True
-    ).stdout
+    waterfall = cli(system, "trace", "--last")
     assert "GatewayService/Ask" in waterfall and "rag.retrieve.dense" in waterfall
 
 
@@ -364,43 +354,16 @@ def test_replay_says_what_changed_and_why(system, acme, globex):
         with pytest.raises(grpc.RpcError) as error:
             acme.stub.Feedback(gateway_pb2.FeedbackRequest(query_id=query, rating=rating), metadata=acme.metadata)
         assert error.value.code() == code
-    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data), "RAGMESH_API_KEY": acme.metadata[0][1]}
-    shown = json.loads(
-        subprocess.run(
-            [sys.executable, "-m", "services.cli", "replay", query_id, "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    shown = cli_json(system, "replay", query_id, key=acme.metadata[0][1])
     assert shown["question"].startswith("When do") and "changes" in shown and "reasons" in shown
 
 
 def test_cli_acts_for_another_tenant(system, acme, tmp_path):
     note = tmp_path / "harbour.md"
     note.write_text("# Harbour\n\nThe harbour master logs every ferry departure at dawn.\n")
-    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
-    run = [sys.executable, "-m", "services.cli"]
-    ingested = json.loads(
-        subprocess.run(
-            run + ["ingest", str(note), "--tenant", "cli-tenant", "--wait", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    ingested = cli_json(system, "ingest", str(note), "--tenant", "cli-tenant", "--wait")
     assert ingested["indexed"] == 1 and not ingested["failed"]
-    found = json.loads(
-        subprocess.run(
-            run + ["search", "ferry departure", "--tenant", "cli-tenant", "--json"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
+    found = cli_json(system, "search", "ferry departure", "--tenant", "cli-tenant")
     assert found["hits"][0]["doc_id"] == "harbour.md"
     assert "harbour.md" not in doc_ids(acme.search("harbour master ferry departure", top_k=50))
 
