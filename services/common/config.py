@@ -66,9 +66,25 @@ class RetrieveSettings(ServiceSettings):
 
 
 class GenerateSettings(ServiceSettings):
-    max_answer_sentences: int = Field(3, description="Sentences in an extractive answer.")
+    provider: str = Field("extractive", description="extractive (no LLM) or openai (any OpenAI-compatible endpoint).")
+    max_answer_sentences: int = Field(3, description="Sentences in an answer.")
     min_dense_score: float = Field(0.30, description="Below this best cosine: abstain.")
     min_sentence_overlap: float = Field(0.2, description="Share of question terms a sentence must hold.")
+    embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service (groundedness checks).")
+    llm_url: str = Field("", description="Base URL of the chat-completions API, e.g. http://vllm:8000/v1.")
+    llm_model: str = Field("", description="Model name sent to the endpoint.")
+    llm_api_key: str = Field("", description="Bearer token for the endpoint (from a Secret).")
+    llm_stream: bool = Field(True, description="Stream the completion (server-sent events).")
+    llm_timeout_seconds: float = Field(60.0, description="Longest wait for one completion (or the caller's deadline).")
+    llm_max_retries: int = Field(3, description="Retries on HTTP 429/5xx and connection errors, before any text.")
+    llm_max_tokens: int = Field(400, description="Completion token limit.")
+    llm_temperature: float = Field(0.0, description="Sampling temperature.")
+    llm_prices: str = Field(
+        "{}", description='USD per million tokens by model, JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}'
+    )
+    prompt_token_budget: int = Field(2000, description="Tokens of rules, sources and question in one prompt.")
+    min_support_overlap: float = Field(0.6, description="Share of a sentence's terms its sources must hold.")
+    min_support_cosine: float = Field(0.7, description="Or: cosine to a sentence of its sources.")
 
 
 class GatewaySettings(ServiceSettings):

@@ -1,5 +1,6 @@
 """Gateway: the only public API. Authenticates, routes, orchestrates search -> generate, audits."""
 
+import asyncio
 import contextvars
 import dataclasses
 import inspect
@@ -336,11 +337,11 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         )
         retrieve_ms = (time.perf_counter() - started) * 1000
         final = None
+        stream = self.generate.Generate(
+            generate_pb2.GenerateRequest(query_id=query_id, question=request.question, hits=retrieved.hits),
+            timeout=self._timeout(context),
+        )
         try:
-            stream = self.generate.Generate(
-                generate_pb2.GenerateRequest(query_id=query_id, question=request.question, hits=retrieved.hits),
-                timeout=self._timeout(context),
-            )
             async for message in stream:
                 if message.HasField("final"):
                     final = message.final
@@ -348,6 +349,11 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                     yield gateway_pb2.AskResponse(delta=message.delta)
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), exc.details())
+        except asyncio.CancelledError:  # the client went away: stop the generation it asked for
+            stream.cancel()
+            raise
+        if final is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the generate service ended without an answer")
         total_ms = (time.perf_counter() - started) * 1000
         chunker = retrieved.hits[0].chunk.chunker_version if retrieved.hits else CHUNKER_VERSION_UNKNOWN
         manifest = types_pb2.AnswerManifest(
@@ -366,8 +372,11 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 prompt_tokens=final.usage.prompt_tokens,
                 completion_tokens=final.usage.completion_tokens,
                 embedding_tokens=retrieved.query_tokens,
+                cost_usd=final.usage.cost_usd,
             ),
             stage_latency_ms={"retrieve": retrieve_ms, "generate": total_ms - retrieve_ms, "total": total_ms},
+            generation_parameters=final.parameters,
+            grounding=final.grounding,
         )
         answer = gateway_pb2.AskFinal(
             answer=final.answer,
@@ -386,15 +395,15 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             ("embedding", usage.embedding_tokens),
         ):
             TOKENS.labels(caller.tenant, kind).inc(n)
-        COST.labels(caller.tenant).inc(0.0)
+        COST.labels(caller.tenant).inc(usage.cost_usd)
         span.set_attribute("rag.tokens", usage.prompt_tokens + usage.completion_tokens + usage.embedding_tokens)
-        span.set_attribute("rag.cost", 0.0)
+        span.set_attribute("rag.cost", usage.cost_usd)
         await self.usage.add(
             caller.tenant,
             time.time(),
             queries=1,
             llm_tokens=usage.prompt_tokens + usage.completion_tokens,
-            cost_usd=0.0,
+            cost_usd=usage.cost_usd,
         )
         await self._audit(caller, request, answer, total_ms)
         if not request.no_cache:

@@ -104,9 +104,10 @@ class Client:
     def search(self, query: str, top_k: int = 10) -> gateway_pb2.SearchResponse:
         return self.stub.Search(gateway_pb2.SearchRequest(query=query, top_k=top_k), metadata=self.metadata, timeout=30)
 
-    def ask(self, question: str) -> tuple[list[str], gateway_pb2.AskFinal]:
+    def ask(self, question: str, no_cache: bool = False) -> tuple[list[str], gateway_pb2.AskFinal]:
         deltas, final = [], None
-        for message in self.stub.Ask(gateway_pb2.AskRequest(question=question), metadata=self.metadata, timeout=30):
+        request = gateway_pb2.AskRequest(question=question, no_cache=no_cache)
+        for message in self.stub.Ask(request, metadata=self.metadata, timeout=30):
             if message.HasField("final"):
                 final = message.final
             else:

@@ -20,7 +20,14 @@ class GenerateRequest(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., question: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., max_answer_sentences: _Optional[int] = ...) -> None: ...
 
 class GenerateFinal(_message.Message):
-    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "usage", "provider", "provider_model", "prompt_template_version")
+    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "usage", "provider", "provider_model", "prompt_template_version", "parameters", "grounding")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +37,8 @@ class GenerateFinal(_message.Message):
     PROVIDER_FIELD_NUMBER: _ClassVar[int]
     PROVIDER_MODEL_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TEMPLATE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
     answer: str
     status: _types_pb2.AnswerStatus
     abstain_reason: _types_pb2.AbstainReason
@@ -39,7 +48,9 @@ class GenerateFinal(_message.Message):
     provider: str
     provider_model: str
     prompt_template_version: str
-    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., usage: _Optional[_Union[_types_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., prompt_template_version: _Optional[str] = ...) -> None: ...
+    parameters: _containers.ScalarMap[str, str]
+    grounding: _types_pb2.GroundingReport
+    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., usage: _Optional[_Union[_types_pb2.TokenUsage, _Mapping]] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., grounding: _Optional[_Union[_types_pb2.GroundingReport, _Mapping]] = ...) -> None: ...
 
 class GenerateResponse(_message.Message):
     __slots__ = ("delta", "final")

@@ -240,14 +240,26 @@ class Citation(_message.Message):
     def __init__(self, source_number: _Optional[int] = ..., chunk_id: _Optional[str] = ..., doc_id: _Optional[str] = ..., score: _Optional[float] = ..., answer_start: _Optional[int] = ..., answer_end: _Optional[int] = ..., quote: _Optional[str] = ...) -> None: ...
 
 class TokenUsage(_message.Message):
-    __slots__ = ("prompt_tokens", "completion_tokens", "embedding_tokens")
+    __slots__ = ("prompt_tokens", "completion_tokens", "embedding_tokens", "cost_usd")
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    COST_USD_FIELD_NUMBER: _ClassVar[int]
     prompt_tokens: int
     completion_tokens: int
     embedding_tokens: int
-    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., embedding_tokens: _Optional[int] = ...) -> None: ...
+    cost_usd: float
+    def __init__(self, prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., embedding_tokens: _Optional[int] = ..., cost_usd: _Optional[float] = ...) -> None: ...
+
+class GroundingReport(_message.Message):
+    __slots__ = ("removed_citations", "dropped_sentences", "checked_sentences")
+    REMOVED_CITATIONS_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    CHECKED_SENTENCES_FIELD_NUMBER: _ClassVar[int]
+    removed_citations: int
+    dropped_sentences: int
+    checked_sentences: int
+    def __init__(self, removed_citations: _Optional[int] = ..., dropped_sentences: _Optional[int] = ..., checked_sentences: _Optional[int] = ...) -> None: ...
 
 class FusionParams(_message.Message):
     __slots__ = ("method", "rrf_k", "candidate_depth", "dense_weight", "max_per_document")
@@ -264,7 +276,7 @@ class FusionParams(_message.Message):
     def __init__(self, method: _Optional[str] = ..., rrf_k: _Optional[float] = ..., candidate_depth: _Optional[int] = ..., dense_weight: _Optional[float] = ..., max_per_document: _Optional[int] = ...) -> None: ...
 
 class AnswerManifest(_message.Message):
-    __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms")
+    __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms", "generation_parameters", "grounding")
     class StageLatencyMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -272,6 +284,13 @@ class AnswerManifest(_message.Message):
         key: str
         value: float
         def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class GenerationParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
@@ -285,6 +304,8 @@ class AnswerManifest(_message.Message):
     HITS_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     STAGE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    GROUNDING_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     trace_id: str
     index_watermark: int
@@ -298,4 +319,6 @@ class AnswerManifest(_message.Message):
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     usage: TokenUsage
     stage_latency_ms: _containers.ScalarMap[str, float]
-    def __init__(self, query_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_version: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., fusion: _Optional[_Union[FusionParams, _Mapping]] = ..., top_k: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., stage_latency_ms: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    generation_parameters: _containers.ScalarMap[str, str]
+    grounding: GroundingReport
+    def __init__(self, query_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_version: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., fusion: _Optional[_Union[FusionParams, _Mapping]] = ..., top_k: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., stage_latency_ms: _Optional[_Mapping[str, float]] = ..., generation_parameters: _Optional[_Mapping[str, str]] = ..., grounding: _Optional[_Union[GroundingReport, _Mapping]] = ...) -> None: ...

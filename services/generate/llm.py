@@ -1,0 +1,172 @@
+"""Answers rendered by an LLM and then checked: every sentence must be supported by the sources it
+cites; citations to sources that were not given are removed; the rest decides the status."""
+
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from rag.v1 import types_pb2
+from services.generate.chat_completions import ChatCompletions, Delta, Finished, ProviderError
+from services.generate.citations import split_citations, with_markers
+from services.generate.grounding import Embed, Grounder, SentenceGate
+from services.generate.prompt import ABSTAIN_MARKER, build_prompt
+
+S = types_pb2
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    status: int = S.ANSWER_STATUS_ABSTAINED
+    reason: int = S.ABSTAIN_REASON_UNSPECIFIED
+    confidence: float = 0.0
+    citations: list[types_pb2.Citation] = field(default_factory=list)
+    usage: types_pb2.TokenUsage = field(default_factory=types_pb2.TokenUsage)
+    grounding: types_pb2.GroundingReport = field(default_factory=types_pb2.GroundingReport)
+    parameters: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+def parse_prices(raw: str) -> dict[str, tuple[float, float]]:
+    """{"model": {"prompt": usd_per_mtok, "completion": usd_per_mtok}} -> {model: (prompt, completion)}."""
+    table = json.loads(raw or "{}")
+    return {model: (float(p.get("prompt", 0)), float(p.get("completion", 0))) for model, p in table.items()}
+
+
+def cost_usd(prices: dict[str, tuple[float, float]], model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    prompt, completion = prices.get(model, (0.0, 0.0))
+    return round((prompt * prompt_tokens + completion * completion_tokens) / 1e6, 8)
+
+
+def retrieval_abstention(hits: list[types_pb2.Hit], min_dense: float) -> tuple[int, float] | None:
+    """(reason, confidence) when the retrieved evidence is too weak to answer from at all."""
+    if not hits:
+        return S.ABSTAIN_REASON_NO_RELEVANT_SOURCES, 0.0
+    best = max((h.dense_score for h in hits if h.dense_matched), default=0.0)
+    if best < min_dense:
+        return S.ABSTAIN_REASON_LOW_RETRIEVAL_CONFIDENCE, max(best, 0.0)
+    return None
+
+
+def decide(kept: int, dropped: int, model_abstained: bool, error: str, finish_reason: str) -> tuple[int, int]:
+    """Status and reason from what happened to the sentences and the call."""
+    if kept == 0:
+        failed = error and not model_abstained
+        reason = S.ABSTAIN_REASON_PROVIDER_ERROR if failed else S.ABSTAIN_REASON_UNSUPPORTED_BY_SOURCES
+        return S.ANSWER_STATUS_ABSTAINED, reason
+    if error:
+        return S.ANSWER_STATUS_PARTIAL, S.ABSTAIN_REASON_PROVIDER_ERROR
+    if finish_reason == "length":
+        return S.ANSWER_STATUS_PARTIAL, S.ABSTAIN_REASON_BUDGET_EXCEEDED
+    if dropped:
+        return S.ANSWER_STATUS_PARTIAL, S.ABSTAIN_REASON_UNSUPPORTED_BY_SOURCES
+    return S.ANSWER_STATUS_ANSWERED, S.ABSTAIN_REASON_UNSPECIFIED
+
+
+class LlmAnswerer:
+    def __init__(self, settings, provider: ChatCompletions, embed: Embed, count_tokens: Callable[[str], int]):
+        self.settings, self.provider, self.embed, self.count_tokens = settings, provider, embed, count_tokens
+        self.prices = parse_prices(settings.llm_prices)
+
+    def parameters(self, max_sentences: int) -> dict[str, str]:
+        s = self.settings
+        return {
+            "temperature": str(s.llm_temperature),
+            "max_tokens": str(s.llm_max_tokens),
+            "prompt_token_budget": str(s.prompt_token_budget),
+            "max_answer_sentences": str(max_sentences),
+            "min_support_overlap": str(s.min_support_overlap),
+            "min_support_cosine": str(s.min_support_cosine),
+            "stream": str(s.llm_stream).lower(),
+        }
+
+    async def answer(
+        self, question: str, hits: list[types_pb2.Hit], max_sentences: int, deadline: float | None
+    ) -> AsyncIterator[str | Outcome]:
+        """Checked answer text in pieces, then the Outcome."""
+        s = self.settings
+        outcome = Outcome(parameters=self.parameters(max_sentences))
+        weak = retrieval_abstention(hits, s.min_dense_score)
+        if weak:
+            outcome.reason, outcome.confidence = weak[0], round(weak[1], 4)
+            yield outcome
+            return
+        prompt = build_prompt(question, hits, s.prompt_token_budget, self.count_tokens, max_sentences)
+        if not prompt.sources:
+            outcome.reason = S.ABSTAIN_REASON_BUDGET_EXCEEDED
+            yield outcome
+            return
+        best_dense = max(h.dense_score for h in hits if h.dense_matched)
+        grounder = Grounder(prompt.sources, self.embed, s.min_support_overlap, s.min_support_cosine)
+        by_number = {source.number: source for source in prompt.sources}
+        gate, raw, finish_reason, reported = SentenceGate(), [], "", None
+        kept_scores: list[float] = []
+        model_abstained = False
+
+        async def check(sentence: str) -> str | None:
+            nonlocal model_abstained
+            if ABSTAIN_MARKER in sentence:
+                model_abstained = True
+                return None
+            bare, numbers, invalid = split_citations(sentence, set(by_number))
+            outcome.grounding.removed_citations += invalid
+            if not bare:
+                return None
+            outcome.grounding.checked_sentences += 1
+            judgement = await grounder.judge(bare, numbers)
+            if not judgement.supported:
+                outcome.grounding.dropped_sentences += 1
+                return None
+            kept_scores.append(judgement.score)
+            marked = with_markers(bare, judgement.numbers)
+            piece = ("" if not outcome.text else " ") + marked
+            start = len(outcome.text) + (1 if outcome.text else 0)
+            for number in judgement.numbers:
+                hit = by_number[number].hit
+                outcome.citations.append(
+                    types_pb2.Citation(
+                        source_number=number,
+                        chunk_id=hit.chunk.chunk_id,
+                        doc_id=hit.chunk.doc_id,
+                        score=hit.score,
+                        answer_start=start,
+                        answer_end=start + len(marked),
+                        quote=judgement.quote,
+                    )
+                )
+            outcome.text += piece
+            return piece
+
+        try:
+            async for event in self.provider.complete(prompt.messages, s.llm_max_tokens, s.llm_temperature, deadline):
+                if isinstance(event, Delta):
+                    raw.append(event.text)
+                    for sentence in gate.feed(event.text):
+                        if piece := await check(sentence):
+                            yield piece
+                elif isinstance(event, Finished):
+                    finish_reason, reported = event.reason, event
+        except (ProviderError, TimeoutError) as exc:
+            outcome.error = str(exc) or "the chat completions call timed out"
+        if not outcome.error:
+            for sentence in gate.flush():
+                if piece := await check(sentence):
+                    yield piece
+
+        prompt_tokens = reported.prompt_tokens if reported and reported.prompt_tokens is not None else None
+        completion_tokens = reported.completion_tokens if reported and reported.completion_tokens is not None else None
+        if prompt_tokens is None:
+            prompt_tokens = sum(self.count_tokens(m["content"]) for m in prompt.messages)
+        if completion_tokens is None:
+            completion_tokens = self.count_tokens("".join(raw))
+        outcome.usage = types_pb2.TokenUsage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost_usd(self.prices, s.llm_model, prompt_tokens, completion_tokens),
+        )
+        kept, dropped = len(kept_scores), outcome.grounding.dropped_sentences
+        outcome.status, outcome.reason = decide(kept, dropped, model_abstained, outcome.error, finish_reason)
+        support = sum(kept_scores) / kept if kept else 0.0
+        share = kept / (kept + dropped) if kept + dropped else 0.0
+        outcome.confidence = round(min(1.0, 0.5 * max(best_dense, 0.0) + 0.5 * support * share), 4)
+        yield outcome
