@@ -8,6 +8,8 @@ import grpc
 
 from rag.v1 import gateway_pb2, gateway_pb2_grpc
 from services.cli.local import client_target, data_dir
+from services.common.config import ServiceSettings
+from services.common.tls import channel_credentials
 
 UPLOAD_PIECE = 1 << 20
 MAX_WAITS = 50
@@ -30,14 +32,21 @@ def with_backoff(call):
     return call()
 
 
+def sync_channel(addr: str) -> grpc.Channel:
+    """Plaintext, or TLS verified with RAGMESH_TLS_CA_FILE (with a client certificate when one is set)."""
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    credentials = channel_credentials(ServiceSettings())
+    if credentials is None:
+        return grpc.insecure_channel(addr, options=options)
+    return grpc.secure_channel(addr, credentials, options=options)
+
+
 class Client:
     def __init__(self, data: Path | None, api_key: str | None = None, addr: str | None = None) -> None:
         default_addr, key = client_target(data_dir(data))
         addr = addr or default_addr
         self.key = api_key or key
-        self.channel = grpc.insecure_channel(
-            addr, options=[("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
-        )
+        self.channel = sync_channel(addr)
         self.stub = gateway_pb2_grpc.GatewayServiceStub(self.channel)
         self.metadata = (("x-api-key", self.key),)
 

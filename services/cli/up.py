@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.cli.client import sync_channel
 from services.cli.local import SERVICES, Ports, admin_key, write_endpoint
 from services.cli.traces import start_receiver
 from services.gateway.auth import key_hash
@@ -51,7 +52,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
 
 def wait_serving(name: str, addr: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(addr) as channel:
+    with sync_channel(addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -98,6 +99,7 @@ class LocalSystem:
         )
         if name == "gateway":
             env["RAGMESH_BOOTSTRAP_KEY_SHA256"] = key_hash(admin_key(self.data))
+            env["RAGMESH_TLS_CLIENT_AUTH"] = "false"  # outside callers prove themselves with API keys
         return env
 
     def _spawn(self, name: str) -> subprocess.Popen:

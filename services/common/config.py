@@ -22,6 +22,12 @@ class ServiceSettings(BaseSettings):
     drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
     instance: str = Field("", description="Instance name on logs, traces and metrics.")
     trace_content: bool = Field(False, description="Put question and query text on spans (off: privacy).")
+    tls_cert_file: Path | None = Field(None, description="PEM certificate chain: this server's, and its client cert.")
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_ca_file: Path | None = Field(
+        None, description="PEM CA of the internal services: clients verify servers with it; servers, clients."
+    )
+    tls_client_auth: bool = Field(True, description="With a CA: require client certificates (mTLS); off at gateway.")
 
 
 class EmbedSettings(ServiceSettings):

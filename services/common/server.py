@@ -16,6 +16,7 @@ from services.common.config import ServiceSettings
 from services.common.interceptor import RpcInterceptor
 from services.common.logs import setup_logging
 from services.common.telemetry import setup_tracing
+from services.common.tls import server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,15 @@ async def serve(service: Service, stop_event: asyncio.Event | None = None) -> No
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     address = f"{settings.listen_host}:{settings.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    credentials = server_credentials(settings)
+    bound = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if bound == 0:
         raise SystemExit(f"{service.name}: cannot bind {address}")
     await server.start()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.listen_host)
-    log.info("listening", extra={"fields": {"address": address}})
+    tls = "off" if not credentials else "mtls" if settings.tls_ca_file and settings.tls_client_auth else "tls"
+    log.info("listening", extra={"fields": {"address": address, "tls": tls}})
 
     stop_event = stop_event or asyncio.Event()
     loop = asyncio.get_running_loop()

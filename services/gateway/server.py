@@ -84,9 +84,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             await self.keys.ensure(
                 s.bootstrap_key_sha256, "default", ["admin"], gateway_pb2.ROLE_ADMIN, "bootstrap admin key"
             )
-        self.ingest = ingest_pb2_grpc.IngestServiceStub(channel(s.ingest_addr))
-        self.retrieve = retrieve_pb2_grpc.RetrieveServiceStub(channel(s.retrieve_addr))
-        self.generate = generate_pb2_grpc.GenerateServiceStub(channel(s.generate_addr))
+        self.ingest = ingest_pb2_grpc.IngestServiceStub(channel(s.ingest_addr, self.settings))
+        self.retrieve = retrieve_pb2_grpc.RetrieveServiceStub(channel(s.retrieve_addr, self.settings))
+        self.generate = generate_pb2_grpc.GenerateServiceStub(channel(s.generate_addr, self.settings))
 
     async def stop(self) -> None:
         await natsio.close(self.nc)

@@ -47,7 +47,7 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             provider = ChatCompletions(
                 s.llm_url, s.llm_model, s.llm_api_key, s.llm_timeout_seconds, s.llm_max_retries, stream=s.llm_stream
             )
-            self.embedder = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr))
+            self.embedder = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, self.settings))
             self.llm = LlmAnswerer(s, provider, self._embed, token_counter(load_tokenizer(None, 256)))
 
     async def stop(self) -> None:

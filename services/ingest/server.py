@@ -37,7 +37,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         await natsio.ensure_all(self.js)
         self.registry = Registry(await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS))
         self.objects = await self.js.object_store(natsio.OBJECTS_RAW)
-        embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr))
+        embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, self.settings))
         usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
         self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, usage)
         self.follower = LifecycleFollower(self.js, self.registry)

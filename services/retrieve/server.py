@@ -77,7 +77,7 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         return [retrieve_pb2.DESCRIPTOR.services_by_name["RetrieveService"].full_name]
 
     async def start(self) -> None:
-        self.embed = embed_pb2_grpc.EmbedServiceStub(channel(self.settings.embed_addr))
+        self.embed = embed_pb2_grpc.EmbedServiceStub(channel(self.settings.embed_addr, self.settings))
         info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
         self.state.open()
         self.dense = QdrantEdgeIndex(self.index_dir / "dense", info.dimension)

@@ -1,5 +1,6 @@
 """`ragmesh up` as a real process tree on free ports, and a gateway client for tests."""
 
+import json
 import os
 import queue
 import signal
@@ -120,3 +121,17 @@ class Client:
             metadata=self.metadata,
             timeout=10,
         ).api_key
+
+
+def cli(system, *args: str, key: str | None = None, env: dict | None = None) -> str:
+    """Run `ragmesh ARGS` against the test system as a user would; its stdout."""
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data), **(env or {})}
+    if key:
+        env["RAGMESH_API_KEY"] = key
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def cli_json(system, *args: str, key: str | None = None, env: dict | None = None) -> dict:
+    return json.loads(cli(system, *args, "--json", key=key, env=env))

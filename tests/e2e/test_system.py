@@ -1,9 +1,5 @@
 """The whole system as separate processes (`ragmesh up`), driven through the gateway only."""
 
-import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 
@@ -13,7 +9,7 @@ from helpers import free_port_block
 
 from rag.v1 import gateway_pb2, types_pb2
 
-from .system import System
+from .system import System, cli, cli_json
 
 pytestmark = pytest.mark.e2e
 
@@ -57,20 +53,6 @@ def globex(system):
     client = system.client(system.client().create_key("globex"))
     assert client.ingest_and_wait("secret.txt", SECRET).status == types_pb2.JOB_STATUS_DONE
     return client
-
-
-def cli(system, *args: str, key: str | None = None) -> str:
-    """Run `ragmesh ARGS` against the test system as a user would; its stdout."""
-    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
-    if key:
-        env["RAGMESH_API_KEY"] = key
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def cli_json(system, *args: str, key: str | None = None) -> dict:
-    return json.loads(cli(system, *args, "--json", key=key))
 
 
 def doc_ids(response) -> set[str]:
