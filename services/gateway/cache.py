@@ -15,8 +15,16 @@ def normalise(question: str) -> str:
 
 
 def cache_key(
-    tenant: str, principals, question: str, top_k: int, fusion: types_pb2.FusionParams, watermark: int, model_id: str
+    tenant: str,
+    principals,
+    question: str,
+    top_k: int,
+    fusion: types_pb2.FusionParams,
+    watermark: int,
+    model_id: str,
+    options: str = "",
 ) -> str:
+    """`options`: any other request parameter that changes the answer, serialised."""
     parts = [
         tenant,
         ",".join(sorted(set(principals))),
@@ -25,6 +33,7 @@ def cache_key(
         fusion.SerializeToString(deterministic=True).hex(),
         str(watermark),
         model_id,
+        options,
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

@@ -287,6 +287,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     async def Ask(self, request, context):
         caller = await self._caller(context, "Ask")
         top_k = await self._check_query(context, request.question, request.top_k)
+        if request.HasField("min_retrieval_score") and not -1.0 <= request.min_retrieval_score <= 1.0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "min_retrieval_score is a cosine, in [-1, 1]")
         await self._governed(context, lambda: self.governor.check_query(caller.tenant, caller.key_id))
         await self._governed(context, lambda: self._budget(caller.tenant, "llm"))
         await self._governed(context, lambda: self.governor.enter(caller.tenant))
@@ -309,6 +311,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             request.fusion,
             info.index_watermark,
             info.embedding_model_id,
+            answer_options(request),
         )
         answer = self.cache.get(key)
         ANSWER_CACHE.labels("hit" if answer else "miss").inc()
@@ -337,10 +340,12 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         )
         retrieve_ms = (time.perf_counter() - started) * 1000
         final = None
-        stream = self.generate.Generate(
-            generate_pb2.GenerateRequest(query_id=query_id, question=request.question, hits=retrieved.hits),
-            timeout=self._timeout(context),
+        generate_request = generate_pb2.GenerateRequest(
+            query_id=query_id, question=request.question, hits=retrieved.hits
         )
+        if request.HasField("min_retrieval_score"):
+            generate_request.min_retrieval_score = request.min_retrieval_score
+        stream = self.generate.Generate(generate_request, timeout=self._timeout(context))
         try:
             async for message in stream:
                 if message.HasField("final"):
@@ -416,6 +421,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                     request.fusion,
                     retrieved.index_watermark,
                     retrieved.embedding_model_id,
+                    answer_options(request),
                 ),
                 answer,
             )
@@ -553,6 +559,11 @@ def header_problem(header: gateway_pb2.DocumentHeader) -> str:
         if len(value) > MAX_METADATA_VALUE:
             return f"metadata value of {key!r} has {len(value)} characters; the limit is {MAX_METADATA_VALUE}"
     return ""
+
+
+def answer_options(request: gateway_pb2.AskRequest) -> str:
+    """Ask parameters besides question, top_k and fusion that change the answer (for the cache key)."""
+    return f"min_retrieval_score={request.min_retrieval_score}" if request.HasField("min_retrieval_score") else ""
 
 
 def replay_differences(original: events_pb2.QueryAudit, final: gateway_pb2.AskFinal) -> tuple[list[str], list[str]]:

@@ -68,9 +68,10 @@ class LlmAnswerer:
         self.settings, self.provider, self.embed, self.count_tokens = settings, provider, embed, count_tokens
         self.prices = parse_prices(settings.llm_prices)
 
-    def parameters(self, max_sentences: int) -> dict[str, str]:
+    def parameters(self, max_sentences: int, min_dense: float) -> dict[str, str]:
         s = self.settings
         return {
+            "min_dense_score": str(min_dense),
             "temperature": str(s.llm_temperature),
             "max_tokens": str(s.llm_max_tokens),
             "prompt_token_budget": str(s.prompt_token_budget),
@@ -81,12 +82,12 @@ class LlmAnswerer:
         }
 
     async def answer(
-        self, question: str, hits: list[types_pb2.Hit], max_sentences: int, deadline: float | None
+        self, question: str, hits: list[types_pb2.Hit], max_sentences: int, min_dense: float, deadline: float | None
     ) -> AsyncIterator[str | Outcome]:
         """Checked answer text in pieces, then the Outcome."""
         s = self.settings
-        outcome = Outcome(parameters=self.parameters(max_sentences))
-        weak = retrieval_abstention(hits, s.min_dense_score)
+        outcome = Outcome(parameters=self.parameters(max_sentences, min_dense))
+        weak = retrieval_abstention(hits, min_dense)
         if weak:
             outcome.reason, outcome.confidence = weak[0], round(weak[1], 4)
             yield outcome

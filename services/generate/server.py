@@ -64,16 +64,18 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
         if not request.question.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "question is empty")
         sentences = request.max_answer_sentences or self.settings.max_answer_sentences
+        gate = request.min_retrieval_score if request.HasField("min_retrieval_score") else self.settings.min_dense_score
         with tracer.start_as_current_span("rag.generate.generate") as span:
             span.set_attribute("rag.provider", self.settings.provider)
             if self.llm is None:
-                final = self._extractive(request, sentences)
+                final = self._extractive(request, sentences, gate)
                 for piece in extractive_pieces(final):
                     yield generate_pb2.GenerateResponse(delta=piece)
             else:
                 remaining = context.time_remaining()
                 deadline = time.monotonic() + remaining if remaining is not None else None
-                async for item in self.llm.answer(request.question, list(request.hits), sentences, deadline):
+                hits = list(request.hits)
+                async for item in self.llm.answer(request.question, hits, sentences, gate, deadline):
                     if isinstance(item, Outcome):
                         final = self._llm_final(item)
                         if item.error:
@@ -89,11 +91,10 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             span.set_attribute("rag.grounding.removed_citations", final.grounding.removed_citations)
         yield generate_pb2.GenerateResponse(final=final)
 
-    def _extractive(self, request, sentences: int) -> generate_pb2.GenerateFinal:
+    def _extractive(self, request, sentences: int, gate: float) -> generate_pb2.GenerateFinal:
         s = self.settings
-        answer = extractive.extract_answer(
-            request.question, list(request.hits), sentences, s.min_dense_score, s.min_sentence_overlap
-        )
+        hits = list(request.hits)
+        answer = extractive.extract_answer(request.question, hits, sentences, gate, s.min_sentence_overlap)
         return generate_pb2.GenerateFinal(
             answer=answer.text,
             status=answer.status,
@@ -103,7 +104,11 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             usage=types_pb2.TokenUsage(),
             provider=extractive.PROVIDER,
             prompt_template_version=extractive.TEMPLATE_VERSION,
-            parameters={"max_answer_sentences": str(sentences), "min_dense_score": str(s.min_dense_score)},
+            parameters={
+                "max_answer_sentences": str(sentences),
+                "min_dense_score": str(gate),
+                "min_sentence_overlap": str(s.min_sentence_overlap),
+            },
             grounding=types_pb2.GroundingReport(checked_sentences=len(answer.pieces)),
         )
 

@@ -13,7 +13,9 @@ from services.common.clients import channel
 from services.common.config import RetrieveSettings
 from services.common.server import Service, run
 from services.retrieve.backends.base import SearchScope
+from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
+from services.retrieve.backends.qdrant_server import QdrantServerIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 from services.retrieve.consumer import IndexConsumer
 from services.retrieve.fusion import METHODS, cap_per_document, fuse
@@ -68,8 +70,11 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         super().__init__(settings)
         self.index_dir = settings.index_dir or settings.data_dir / "retrieve"
         self.state = IndexState(self.index_dir / "state.db")
-        self.lexical = TantivyIndex(self.index_dir / "lexical")
-        self.dense: QdrantEdgeIndex | None = None
+        if settings.lexical_url:
+            self.lexical = OpenSearchIndex(settings.lexical_url, settings.lexical_index)
+        else:
+            self.lexical = TantivyIndex(self.index_dir / "lexical")
+        self.dense = None
         self.consumer: IndexConsumer | None = None
 
     def register(self, server):
@@ -80,7 +85,13 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         self.embed = embed_pb2_grpc.EmbedServiceStub(channel(self.settings.embed_addr, self.settings))
         info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
         self.state.open()
-        self.dense = QdrantEdgeIndex(self.index_dir / "dense", info.dimension)
+        s = self.settings
+        if s.dense_url:
+            self.dense = QdrantServerIndex(
+                info.dimension, url=s.dense_url, collection=s.dense_collection, api_key=s.dense_api_key
+            )
+        else:
+            self.dense = QdrantEdgeIndex(self.index_dir / "dense", info.dimension)
         await asyncio.to_thread(self.dense.open)
         await asyncio.to_thread(self.lexical.open)
         self.nc = await natsio.connect(self.settings.nats_url, "retrieve")

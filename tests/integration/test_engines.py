@@ -1,12 +1,22 @@
-"""One conformance suite for every engine of a kind, on real Qdrant Edge and Tantivy in temp dirs."""
+"""One conformance suite for every engine of a kind: real Qdrant Edge and Tantivy in temp dirs,
+qdrant-client in its local mode, and Qdrant and OpenSearch servers when RAGMESH_TEST_QDRANT_URL and
+RAGMESH_TEST_OPENSEARCH_URL are set."""
+
+import os
+import uuid
 
 import numpy as np
 import pytest
+from conftest import DATASETS
+from opensearch_server import OpenSearchServer
 
 from rag.v1 import types_pb2
+from services.cli.evaluate import read_jsonl
 from services.common.ids import chunk_id
-from services.retrieve.backends.base import SearchScope
+from services.retrieve.backends.base import EngineHit, SearchScope
+from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
+from services.retrieve.backends.qdrant_server import QdrantServerIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 
 DIM = 8
@@ -68,7 +78,53 @@ class Lexical:
         self.__init__(path)
 
 
-@pytest.fixture(params=[Dense, Lexical], ids=["qdrant_edge", "tantivy"])
+class QdrantLocal(Dense):
+    """qdrant-client's local mode: the client code path the Qdrant server adapter runs."""
+
+    def __init__(self, path):
+        self.index = QdrantServerIndex(DIM, path=str(path / "qdrant-local"))
+        self.index.open()
+
+
+class QdrantServer(Dense):
+    collection = f"conformance_{uuid.uuid4().hex[:8]}"
+
+    def __init__(self, path):
+        url = os.environ.get("RAGMESH_TEST_QDRANT_URL", "")
+        if not url:
+            pytest.skip("RAGMESH_TEST_QDRANT_URL is not set")
+        self.index = QdrantServerIndex(DIM, url=url, collection=self.collection)
+        self.index.open()
+
+
+class OpenSearch(Lexical):
+    """The OpenSearch adapter against a real cluster (RAGMESH_TEST_OPENSEARCH_URL) or the local
+    server speaking its REST protocol."""
+
+    fake: OpenSearchServer | None = None
+
+    def __init__(self, path):
+        url = os.environ.get("RAGMESH_TEST_OPENSEARCH_URL", "")
+        if not url:
+            if OpenSearch.fake is None:
+                OpenSearch.fake = OpenSearchServer().start()
+            url = OpenSearch.fake.url
+        name = getattr(self, "name", None) or f"conformance-{uuid.uuid4().hex[:8]}"
+        self.name = name
+        self.index = OpenSearchIndex(url, index=name)
+        self.index.open()
+
+
+ENGINES = {
+    "qdrant_edge": Dense,
+    "tantivy": Lexical,
+    "qdrant_local": QdrantLocal,
+    "qdrant_server": QdrantServer,
+    "opensearch": OpenSearch,
+}
+
+
+@pytest.fixture(params=list(ENGINES.values()), ids=list(ENGINES))
 def engine(request, tmp_path):
     e = request.param(tmp_path)
     yield e
@@ -175,3 +231,54 @@ def test_metadata_filters_mean_the_same_in_every_engine(engine):
         if expected:
             found = set(ids(engine.search(next(iter(expected)), SearchScope("t1", (), metadata=filters), 10)))
             assert found and found <= expected, (filters, found)
+
+
+def corpus_chunks(count: int) -> list[types_pb2.Chunk]:
+    abstracts = read_jsonl(DATASETS / "dbpedia-5k" / "corpus.jsonl")[:count]
+    return [make_chunk("t1", str(a["_id"]), text=f"{a['title']}. {a['text']}") for a in abstracts]
+
+
+def overlap(a: list[EngineHit], b: list[EngineHit]) -> float:
+    return len({h.chunk.chunk_id for h in a} & {h.chunk.chunk_id for h in b}) / max(len(a), 1)
+
+
+def test_dense_engines_agree(tmp_path):
+    """Qdrant Edge and qdrant-client (the Qdrant server's client path) rank the same neighbours."""
+    rng = np.random.default_rng(7)
+    chunks = [make_chunk("t1", f"d{i}") for i in range(1500)]
+    vectors = rng.normal(size=(len(chunks), 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    engines = [QdrantEdgeIndex(tmp_path / "edge", 64), QdrantServerIndex(64, path=str(tmp_path / "local"))]
+    url = os.environ.get("RAGMESH_TEST_QDRANT_URL", "")
+    if url:
+        engines.append(QdrantServerIndex(64, url=url, collection=f"congruence_{uuid.uuid4().hex[:8]}"))
+    for engine in engines:
+        engine.open()
+        engine.upsert(chunks, vectors.tolist())
+        engine.commit()
+    scope = SearchScope("t1", ())
+    for query in rng.normal(size=(20, 64)):
+        results = [engine.search(query.tolist(), scope, 10) for engine in engines]
+        for other in results[1:]:
+            assert overlap(results[0], other) >= 0.9
+            assert results[0][0].score == pytest.approx(other[0].score, abs=1e-4)
+    for engine in engines:
+        engine.close()
+
+
+def test_lexical_engines_agree(tmp_path):
+    """Tantivy and a real OpenSearch cluster give the same top results on real abstracts."""
+    url = os.environ.get("RAGMESH_TEST_OPENSEARCH_URL", "")
+    if not url:
+        pytest.skip("RAGMESH_TEST_OPENSEARCH_URL is not set (a fake's ranking proves nothing)")
+    chunks = corpus_chunks(500)
+    engines = [TantivyIndex(tmp_path / "tantivy"), OpenSearchIndex(url, index=f"congruence-{uuid.uuid4().hex[:8]}")]
+    for engine in engines:
+        engine.open()
+        engine.upsert(chunks)
+        engine.commit()
+    queries = [q["text"] for q in read_jsonl(DATASETS / "dbpedia-5k" / "queries.jsonl")]
+    agreement = [overlap(*(e.search(q, SearchScope("t1", ()), 10) for e in engines)) for q in queries]
+    assert np.mean(agreement) >= 0.8
+    for engine in engines:
+        engine.close()

@@ -2,7 +2,16 @@
 
 import math
 
-from services.cli.evaluate import load_dataset, scores, tenant_for
+from services.cli.evaluate import (
+    AnswerRecord,
+    Dataset,
+    abstention_at,
+    calibrate,
+    held_out,
+    load_dataset,
+    scores,
+    tenant_for,
+)
 
 
 def test_perfect_and_empty_runs():
@@ -38,3 +47,34 @@ def test_dataset_loading_with_and_without_header(tmp_path):
         assert dataset.qrels == {"q1": {"d1": 2, "d2": 0}}
         assert dataset.queries == {"q1": "one"} and dataset.corpus[0]["text"] == "a\u2028b"
     assert tenant_for("dbpedia-5k") == "eval-dbpedia-5k"
+
+
+def record(answerable, dense, abstained=False):
+    return AnswerRecord("q", answerable, abstained, "UNSUPPORTED_BY_SOURCES" if abstained else "", dense, 0.5)
+
+
+def test_abstention_rates_apply_the_gate_after_the_fact():
+    records = [record(True, 0.6), record(True, 0.5), record(True, 0.45, abstained=True), record(False, 0.35)]
+    records += [record(False, 0.2), record(False, 0.55)]
+    assert abstention_at(records, 0.4) == {
+        "answered_answerable": round(2 / 3, 4),
+        "abstention_recall": round(2 / 3, 4),
+        "abstention_precision": round(2 / 3, 4),
+    }
+    everything = abstention_at(records, -1.0)
+    assert everything["abstention_recall"] == 0.0 and everything["answered_answerable"] == round(2 / 3, 4)
+
+
+def test_calibration_picks_the_midpoint_that_separates_best():
+    separable = [record(True, d) for d in (0.5, 0.6, 0.7)] + [record(False, d) for d in (0.1, 0.2, 0.3)]
+    chosen = calibrate(separable)
+    assert chosen["min_dense_score"] == 0.4 and chosen["goal_met"]
+    assert chosen["answered_answerable"] == 1.0 and chosen["abstention_recall"] == 1.0
+    overlapping = [record(True, d) for d in (0.3, 0.6)] + [record(False, d) for d in (0.5, 0.2)]
+    assert not calibrate(overlapping)["goal_met"]
+
+
+def test_held_out_corpus_drops_every_relevant_document():
+    dataset = Dataset("d", [{"_id": "a"}, {"_id": "b"}, {"_id": "c"}], {"q": "?"}, {"q": {"a": 2, "b": 0}})
+    assert [doc["_id"] for doc in held_out(dataset).corpus] == ["b", "c"]
+    assert held_out(dataset).name == "d-heldout"

@@ -158,16 +158,18 @@ class SearchResponse(_message.Message):
     def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("question", "top_k", "fusion", "no_cache")
+    __slots__ = ("question", "top_k", "fusion", "no_cache", "min_retrieval_score")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    MIN_RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     question: str
     top_k: int
     fusion: _types_pb2.FusionParams
     no_cache: bool
-    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., no_cache: _Optional[bool] = ...) -> None: ...
+    min_retrieval_score: float
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., no_cache: _Optional[bool] = ..., min_retrieval_score: _Optional[float] = ...) -> None: ...
 
 class AskFinal(_message.Message):
     __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest", "cached")

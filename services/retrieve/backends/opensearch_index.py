@@ -1,0 +1,102 @@
+"""Lexical index on an OpenSearch cluster through opensearch-py: BM25 over title, section and text
+with the English analyser, keyword fields for every filter, bulk writes, retire by query.
+
+OpenSearch makes writes searchable at the next refresh; `commit` refreshes, so a batch the
+consumer has applied is visible to the next search, as with Tantivy."""
+
+from opensearchpy import OpenSearch, helpers
+
+from rag.v1 import types_pb2
+from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
+
+KEYWORD = {"type": "keyword"}
+INTEGER = {"type": "integer"}
+ENGLISH = {"type": "text", "analyzer": "english"}
+MAPPING = {
+    "settings": {"index": {"similarity": {"default": {"type": "BM25", "k1": 1.2, "b": 0.75}}}},
+    "mappings": {
+        "dynamic": "strict",
+        "properties": {
+            **{f: KEYWORD for f in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version")},
+            **{f: KEYWORD for f in ("content_kind",)},
+            **{f: INTEGER for f in ("version", "ordinal", "char_start", "char_end", "page_start", "page_end")},
+            "text": ENGLISH,
+            "title": ENGLISH,
+            "section": ENGLISH,
+            # Document metadata: any key, each value an exact keyword.
+            "meta": {"type": "object", "dynamic": True},
+        },
+        "dynamic_templates": [{"meta_keywords": {"path_match": "meta.*", "mapping": KEYWORD}}],
+    },
+}
+SET_FIELDS = "ctx._source.title = params.title; ctx._source.acl = params.acl; ctx._source.meta = params.meta;"
+
+
+class OpenSearchIndex:
+    def __init__(self, url: str, index: str = "ragmesh-chunks", field_boosts: dict[str, float] | None = None) -> None:
+        self.url, self.index = url, index
+        self.field_boosts = field_boosts or {"title": 1.0, "section": 1.0, "text": 1.0}
+        self.client: OpenSearch | None = None
+
+    def open(self) -> None:
+        self.client = OpenSearch(hosts=[self.url], timeout=30, max_retries=3, retry_on_timeout=True)
+        if not self.client.indices.exists(index=self.index):
+            self.client.indices.create(index=self.index, body=MAPPING)
+
+    def upsert(self, chunks: list[types_pb2.Chunk]) -> None:
+        actions = [{"_index": self.index, "_id": c.chunk_id, "_source": chunk_fields(c)} for c in chunks]
+        if actions:
+            helpers.bulk(self.client, actions)
+
+    def _doc(self, tenant: str, doc_id: str) -> dict:
+        return {"term": {"doc_key": f"{tenant}/{doc_id}"}}
+
+    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
+        query = {"bool": {"filter": [self._doc(tenant, doc_id)]}}
+        if keep_version:
+            query["bool"]["must_not"] = [{"term": {"version": keep_version}}]
+        self.client.delete_by_query(index=self.index, body={"query": query}, refresh=True, conflicts="proceed")
+
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
+        script = {"source": SET_FIELDS, "params": {"title": title, "acl": acl or [PUBLIC], "meta": metadata}}
+        body = {"query": {"bool": {"filter": [self._doc(tenant, doc_id)]}}, "script": script}
+        self.client.update_by_query(index=self.index, body=body, refresh=True, conflicts="proceed")
+
+    def _filters(self, scope: SearchScope) -> list[dict]:
+        filters = [{"term": {"tenant": scope.tenant}}, {"terms": {"acl": scope.acl}}]
+        if scope.doc_ids:
+            filters.append({"terms": {"doc_id": list(scope.doc_ids)}})
+        for key, values in scope.metadata:
+            filters.append({"terms": {f"meta.{key}": list(values)}})
+        return filters
+
+    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]:
+        fields = [f"{name}^{boost}" for name, boost in self.field_boosts.items()]
+        body = {
+            "size": limit,
+            "query": {
+                "bool": {
+                    "must": [{"multi_match": {"query": query, "fields": fields, "type": "most_fields"}}],
+                    "filter": self._filters(scope),
+                }
+            },
+        }
+        response = self.client.search(index=self.index, body=body)
+        return [EngineHit(fields_chunk(h["_source"]), float(h["_score"])) for h in response["hits"]["hits"]]
+
+    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
+        filters = []
+        if tenant:
+            filters.append({"term": {"tenant": tenant}})
+        if tenant and doc_id:
+            filters.append(self._doc(tenant, doc_id))
+        body = {"query": {"bool": {"filter": filters}}} if filters else {"query": {"match_all": {}}}
+        return int(self.client.count(index=self.index, body=body)["count"])
+
+    def commit(self) -> None:
+        self.client.indices.refresh(index=self.index)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None

@@ -1,0 +1,101 @@
+"""Dense index on a Qdrant server through qdrant-client (or qdrant-client's local mode, which runs
+the same client code path in-process, for tests and tools)."""
+
+from qdrant_client import QdrantClient, models
+
+from rag.v1 import types_pb2
+from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
+
+KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
+
+
+class QdrantServerIndex:
+    def __init__(
+        self, dimension: int, url: str = "", path: str = "", collection: str = "ragmesh_chunks", api_key: str = ""
+    ) -> None:
+        if bool(url) == bool(path):
+            raise ValueError("give a Qdrant url or a local path, not both")
+        self.dimension, self.url, self.path, self.collection, self.api_key = dimension, url, path, collection, api_key
+        self.client: QdrantClient | None = None
+
+    def open(self) -> None:
+        if self.url:
+            self.client = QdrantClient(url=self.url, api_key=self.api_key or None, timeout=30)
+        else:
+            self.client = QdrantClient(path=self.path)
+        if not self.client.collection_exists(self.collection):
+            self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
+            )
+        existing = self.client.get_collection(self.collection).config.params.vectors
+        if existing.size != self.dimension:
+            raise ValueError(f"collection {self.collection} holds {existing.size}-d vectors, not {self.dimension}-d")
+        if self.path:
+            return  # local mode has no payload indexes
+        # Payload indexes keep filtered search fast: every search filters on tenant and acl.
+        for field in KEYWORD_FIELDS:
+            self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
+        self.client.create_payload_index(self.collection, "version", models.PayloadSchemaType.INTEGER)
+
+    def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
+        points = [
+            models.PointStruct(id=c.chunk_id, vector=list(v), payload=chunk_fields(c))
+            for c, v in zip(chunks, vectors, strict=True)
+        ]
+        if points:
+            self.client.upsert(self.collection, points, wait=True)
+
+    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
+        must_not = (
+            [models.FieldCondition(key="version", match=models.MatchValue(value=keep_version))]
+            if keep_version
+            else None
+        )
+        selector = models.Filter(
+            must=[models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))],
+            must_not=must_not,
+        )
+        self.client.delete(self.collection, models.FilterSelector(filter=selector), wait=True)
+
+    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
+        doc = models.Filter(
+            must=[models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))]
+        )
+        self.client.set_payload(
+            self.collection, {"title": title, "acl": acl or [PUBLIC], "meta": metadata}, points=doc, wait=True
+        )
+
+    def _filter(self, scope: SearchScope) -> models.Filter:
+        must = [
+            models.FieldCondition(key="tenant", match=models.MatchValue(value=scope.tenant)),
+            models.FieldCondition(key="acl", match=models.MatchAny(any=scope.acl)),
+        ]
+        if scope.doc_ids:
+            must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(scope.doc_ids))))
+        for key, values in scope.metadata:
+            must.append(models.FieldCondition(key=f"meta.{key}", match=models.MatchAny(any=list(values))))
+        return models.Filter(must=must)
+
+    def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:
+        result = self.client.query_points(
+            self.collection, query=list(vector), query_filter=self._filter(scope), limit=limit, with_payload=True
+        )
+        return [EngineHit(fields_chunk(p.payload), float(p.score)) for p in result.points]
+
+    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
+        must = []
+        if tenant:
+            must.append(models.FieldCondition(key="tenant", match=models.MatchValue(value=tenant)))
+        if tenant and doc_id:
+            must.append(models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}")))
+        flt = models.Filter(must=must) if must else None
+        return self.client.count(self.collection, count_filter=flt, exact=True).count
+
+    def commit(self) -> None:
+        """Writes wait for Qdrant's acknowledgement (wait=True): nothing is buffered here."""
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
