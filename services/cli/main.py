@@ -376,10 +376,10 @@ def _answers(evaluate, admin: Client, data: Path, client: Client, dataset, unans
     hidden = evaluate.held_out(dataset)
     hidden_client = Client(data, api_key=tenant_key(admin, data_dir(data), evaluate.tenant_for(hidden.name), "eval"))
     evaluate.ingest_corpus(hidden_client, hidden)
-    records = evaluate.ask_all(client, dataset.queries, answerable=True)
-    records += evaluate.ask_all(hidden_client, hidden.queries, answerable=False)
+    records = evaluate.ask_all(client, dataset.queries, evaluate.ANSWERABLE)
+    records += evaluate.ask_all(hidden_client, hidden.queries, "held-out")
     if unanswerable:
-        records += evaluate.ask_all(client, evaluate.load_dataset(unanswerable).queries, answerable=False)
+        records += evaluate.ask_all(client, evaluate.load_dataset(unanswerable).queries, "out-of-domain")
     return evaluate.answers_report(records, float(configured))
 
 

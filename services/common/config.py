@@ -17,6 +17,7 @@ class ServiceSettings(BaseSettings):
     grpc_port: int = Field(50051, description="Port of this service's gRPC server.")
     metrics_port: int = Field(0, description="Prometheus /metrics port; 0 turns it off.")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma separated.")
+    nats_replicas: int = Field(1, description="JetStream copies of every stream and bucket (3 on a NATS cluster).")
     data_dir: Path = Field(Path(".ragmesh"), description="Folder for local state.")
     log_level: str = Field("INFO", description="Python log level.")
     drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
@@ -81,7 +82,9 @@ class RetrieveSettings(ServiceSettings):
 class GenerateSettings(ServiceSettings):
     provider: str = Field("extractive", description="extractive (no LLM) or openai (any OpenAI-compatible endpoint).")
     max_answer_sentences: int = Field(3, description="Sentences in an answer.")
-    min_dense_score: float = Field(0.30, description="Below this best cosine: abstain.")
+    min_dense_score: float = Field(
+        0.45, description="Best dense score below this: abstain (calibrated with `ragmesh eval --answers`)."
+    )
     min_sentence_overlap: float = Field(0.2, description="Share of question terms a sentence must hold.")
     embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service (groundedness checks).")
     llm_url: str = Field("", description="Base URL of the chat-completions API, e.g. http://vllm:8000/v1.")

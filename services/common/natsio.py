@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 
@@ -110,13 +111,16 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.update_stream(config)
 
 
-async def ensure_all(js: JetStreamContext) -> None:
-    """Declare every stream, bucket and object store; safe to call from every service at start."""
+async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
+    """Declare every stream, bucket and object store (with `replicas` copies on a NATS cluster);
+    safe to call from every service at start."""
     for config in STREAMS:
-        await ensure_stream(js, config)
+        await ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
     for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1)):
-        await js.create_key_value(KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE))
-    await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE))
+        await js.create_key_value(
+            KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
+        )
+    await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas))
 
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None = None, span_name: str = ""):

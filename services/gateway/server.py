@@ -71,11 +71,16 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         s: GatewaySettings = self.settings
         self.nc = await natsio.connect(s.nats_url, "gateway")
         self.js = self.nc.jetstream()
-        await natsio.ensure_all(self.js)
+        await natsio.ensure_all(self.js, self.settings.nats_replicas)
         self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
         self.answers = await self.js.create_key_value(
-            KeyValueConfig(bucket=natsio.KV_ANSWERS, ttl=s.audit_retention_days * 86400, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=natsio.KV_ANSWERS,
+                ttl=s.audit_retention_days * 86400,
+                storage=StorageType.FILE,
+                replicas=s.nats_replicas,
+            )
         )
         self.cache = AnswerCache(s.answer_cache_size, s.answer_cache_ttl_seconds)
         self.deadlines = {k: float(v) for k, v in json.loads(s.method_deadlines or "{}").items()}

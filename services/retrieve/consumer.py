@@ -45,6 +45,8 @@ class IndexConsumer:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=120.0,
             max_ack_pending=4 * self.batch,
+            # A replica that is gone for a day (a rescheduled pod with a new name) leaves no consumer behind.
+            inactive_threshold=86400.0,
         )
         self.sub = await self.js.pull_subscribe(
             "rag.index.>", durable=self.durable, stream=natsio.STREAM_INDEX.name, config=config

@@ -96,7 +96,7 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         await asyncio.to_thread(self.lexical.open)
         self.nc = await natsio.connect(self.settings.nats_url, "retrieve")
         js = self.nc.jetstream()
-        await natsio.ensure_all(js)
+        await natsio.ensure_all(js, self.settings.nats_replicas)
         self.consumer = IndexConsumer(js, self.dense, self.lexical, self.state, self.settings.consumer_name)
         await self.consumer.start()
 

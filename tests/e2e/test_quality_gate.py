@@ -1,7 +1,8 @@
-"""Quality gate: retrieval on dbpedia-5k through the real system must not regress.
+"""Quality gate: retrieval on dbpedia-5k through the real system must not regress, and the
+abstention gate must keep answering answerable questions and refusing out-of-domain ones.
 
 Thresholds sit just under the figures measured with the packaged model (README, Retrieval
-quality); a change that loses quality fails CI.
+quality; Answers); a change that loses quality fails CI.
 """
 
 import json
@@ -16,6 +17,7 @@ from .system import System
 pytestmark = pytest.mark.e2e
 
 DATASET = __import__("conftest").DATASETS / "dbpedia-5k"
+OUT_OF_DOMAIN = __import__("conftest").ROOT / "benchmarks" / "datasets" / "ops-30"
 FLOORS = {
     "dense": {"ndcg@10": 0.51, "recall@100": 0.93, "mrr@10": 0.77},
     "lexical": {"ndcg@10": 0.38, "recall@100": 0.82, "mrr@10": 0.68},
@@ -29,7 +31,10 @@ def report(tmp_path_factory):
     system = System(tmp_path_factory.mktemp("quality"), free_port_block()).start()
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "services.cli", "eval", str(DATASET), "--json", "--data-dir", str(system.data)],
+            [
+                *(sys.executable, "-m", "services.cli", "eval", str(DATASET), "--json"),
+                *("--answers", "--unanswerable", str(OUT_OF_DOMAIN), "--data-dir", str(system.data)),
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -59,3 +64,13 @@ def test_report_names_model_watermark_and_every_query(report):
     assert report["ingest"]["documents"] == 5000 and report["ingest"]["failed"] == 0
     for mode in FLOORS:
         assert set(report["modes"][mode]["latency_ms"]) == {"p50", "p95", "p99"}
+
+
+def test_abstention_at_the_configured_gate(report):
+    answers = report["answers"]
+    assert answers["questions"] == {"answerable": 40, "held-out": 40, "out-of-domain": 30}
+    configured = answers["configured"]
+    assert configured["answered_answerable"] >= 0.9
+    assert configured["abstention_recall_out-of-domain"] >= 0.9
+    # Calibrating on out-of-domain questions separates them from the answerable ones completely.
+    assert answers["calibrated_per_kind"]["out-of-domain"]["goal_met"]

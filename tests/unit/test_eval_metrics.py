@@ -49,8 +49,9 @@ def test_dataset_loading_with_and_without_header(tmp_path):
     assert tenant_for("dbpedia-5k") == "eval-dbpedia-5k"
 
 
-def record(answerable, dense, abstained=False):
-    return AnswerRecord("q", answerable, abstained, "UNSUPPORTED_BY_SOURCES" if abstained else "", dense, 0.5)
+def record(answerable, dense, abstained=False, kind="held-out"):
+    kind = "answerable" if answerable else kind
+    return AnswerRecord("q", kind, abstained, "UNSUPPORTED_BY_SOURCES" if abstained else "", dense, 0.5)
 
 
 def test_abstention_rates_apply_the_gate_after_the_fact():
@@ -60,6 +61,7 @@ def test_abstention_rates_apply_the_gate_after_the_fact():
         "answered_answerable": round(2 / 3, 4),
         "abstention_recall": round(2 / 3, 4),
         "abstention_precision": round(2 / 3, 4),
+        "abstention_recall_held-out": round(2 / 3, 4),
     }
     everything = abstention_at(records, -1.0)
     assert everything["abstention_recall"] == 0.0 and everything["answered_answerable"] == round(2 / 3, 4)
@@ -68,7 +70,9 @@ def test_abstention_rates_apply_the_gate_after_the_fact():
 def test_calibration_picks_the_midpoint_that_separates_best():
     separable = [record(True, d) for d in (0.5, 0.6, 0.7)] + [record(False, d) for d in (0.1, 0.2, 0.3)]
     chosen = calibrate(separable)
-    assert chosen["min_dense_score"] == 0.4 and chosen["goal_met"]
+    assert chosen["min_dense_score"] == 0.4 and chosen["goal_met"]  # the middle of the gap (0.3, 0.5)
+    wide = [record(True, d) for d in (0.6, 0.61, 0.62)] + [record(False, d) for d in (0.1, 0.2, 0.3)]
+    assert calibrate(wide)["min_dense_score"] == 0.45
     assert chosen["answered_answerable"] == 1.0 and chosen["abstention_recall"] == 1.0
     overlapping = [record(True, d) for d in (0.3, 0.6)] + [record(False, d) for d in (0.5, 0.2)]
     assert not calibrate(overlapping)["goal_met"]
