@@ -1,6 +1,7 @@
 """A synchronous gateway client for the command line and scripts."""
 
 import json
+import random
 import time
 from pathlib import Path
 
@@ -12,24 +13,27 @@ from services.common.config import ServiceSettings
 from services.common.tls import channel_credentials
 
 UPLOAD_PIECE = 1 << 20
-MAX_WAITS = 50
+MAX_WAITING_S = 120.0
 LONGEST_WAIT_S = 10.0
 
 
 def with_backoff(call):
     """Run a call; when a rate limit answers RESOURCE_EXHAUSTED with a short `retry-after-ms` hint, wait
-    that long and try again. A spent budget (a reset hours away) or a missing hint is reported at once."""
-    for _ in range(MAX_WAITS):
+    that long (with jitter, so that concurrent callers do not retry in step) and try again, for up to
+    MAX_WAITING_S in all. A spent budget (a reset hours away) or a missing hint is reported at once."""
+    waited = 0.0
+    while True:
         try:
             return call()
         except grpc.RpcError as exc:
             if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise
             hint = dict(exc.trailing_metadata() or ()).get("retry-after-ms")
-            if hint is None or int(hint) / 1000 > LONGEST_WAIT_S:
+            if hint is None or int(hint) / 1000 > LONGEST_WAIT_S or waited > MAX_WAITING_S:
                 raise
-            time.sleep(int(hint) / 1000 + 0.01)
-    return call()
+            pause = max(int(hint) / 1000, 0.02) * (1 + random.random())
+            time.sleep(pause)
+            waited += pause
 
 
 def sync_channel(addr: str) -> grpc.Channel:

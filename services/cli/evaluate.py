@@ -122,6 +122,7 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str]) -> dict:
         }
         report["modes"][mode] = metrics
         report["model_id"], report["index_watermark"] = last.embedding_model_id, last.index_watermark
+        report["generation"] = last.index_generation or None
     return report
 
 
@@ -145,7 +146,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"# Retrieval evaluation: {report['dataset']}",
         "",
-        f"{report['queries']} queries; model `{report['model_id']}`; index watermark {report['index_watermark']}.",
+        f"{report['queries']} queries; index generation `{report['generation']}`; "
+        f"model `{report['model_id']}`; index watermark {report['index_watermark']}.",
         "",
         "| mode | fusion | nDCG@10 | recall@100 | MRR@10 | p50 ms | p95 ms | p99 ms |",
         "|---|---|---|---|---|---|---|---|",

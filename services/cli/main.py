@@ -240,6 +240,7 @@ def search(
             {
                 "query_id": response.query_id,
                 "index_watermark": response.index_watermark,
+                "index_generation": response.index_generation,
                 "model_id": response.embedding_model_id,
                 "hits": [_hit_dict(h) for h in response.hits],
             }
@@ -251,7 +252,7 @@ def search(
             f"#{hit.dense_rank}, lexical {hit.lexical_score:.2f} #{hit.lexical_rank})"
         )
         typer.echo(f"     {hit.chunk.text[:160]!r}")
-    typer.echo(f"index watermark {response.index_watermark}, model {response.embedding_model_id}")
+    typer.echo(f"index generation {response.index_generation}, watermark {response.index_watermark}")
 
 
 @app.command()
@@ -287,6 +288,7 @@ def ask(
         "trace_id": m.trace_id,
         "cached": final.cached,
         "index_watermark": m.index_watermark,
+        "index_generation": m.index_generation,
         "model_id": m.embedding_model_id,
         "manifest": MessageToDict(m),
     }

@@ -121,7 +121,9 @@ class GatewaySettings(ServiceSettings):
     )
     answer_cache_size: int = Field(1024, description="Answers kept in the cache; 0 turns it off.")
     answer_cache_ttl_seconds: float = Field(300.0, description="How long a cached answer may be served.")
-    audit_retention_days: float = Field(30.0, description="How long answers stay replayable (audit KV TTL).")
+    audit_retention_days: float = Field(
+        30.0, description="How long answers stay replayable and audit events kept (answers KV TTL, RAG_AUDIT age)."
+    )
     tenant_limits: str = Field(
         "", description='JSON limits per tenant over "default", e.g. {"acme": {"query_rate": 5}}; see Governance.'
     )

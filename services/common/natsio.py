@@ -65,7 +65,8 @@ STREAM_DLQ = StreamConfig(
     storage=StorageType.FILE,
     max_age=30 * DAY,
 )
-STREAMS = (STREAM_JOBS, STREAM_INDEX, STREAM_EVENTS, STREAM_AUDIT, STREAM_DLQ)
+# RAG_AUDIT is declared by the gateway alone, with its configured retention.
+STREAMS = (STREAM_JOBS, STREAM_INDEX, STREAM_EVENTS, STREAM_DLQ)
 
 KV_DOCS = "rag_docs"
 KV_JOBS = "rag_jobs"

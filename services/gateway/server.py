@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import json
 import logging
+import math
 import time
 import uuid
 
@@ -72,6 +73,12 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         self.nc = await natsio.connect(s.nats_url, "gateway")
         self.js = self.nc.jetstream()
         await natsio.ensure_all(self.js, self.settings.nats_replicas)
+        await natsio.ensure_stream(
+            self.js,
+            dataclasses.replace(
+                natsio.STREAM_AUDIT, max_age=s.audit_retention_days * 86400, num_replicas=s.nats_replicas
+            ),
+        )
         self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
         self.answers = await self.js.create_key_value(
@@ -118,7 +125,8 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             if inspect.isawaitable(result):
                 await result
         except LimitExceeded as exc:
-            context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
+            wait_ms = max(1, math.ceil(exc.retry_after_s * 1000))  # never "retry in 0 ms"
+            context.set_trailing_metadata((("retry-after-ms", str(wait_ms)),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     async def _budget(self, tenant: str, kind: str) -> None:
@@ -286,6 +294,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             hits=response.hits,
             index_watermark=response.index_watermark,
             embedding_model_id=response.embedding_model_id,
+            index_generation=response.index_generation,
             fusion=response.fusion,
         )
 
@@ -315,7 +324,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             top_k,
             request.fusion,
             info.index_watermark,
-            info.embedding_model_id,
+            info.index_generation or info.embedding_model_id,
             answer_options(request),
         )
         answer = self.cache.get(key)
@@ -370,6 +379,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             query_id=query_id,
             trace_id=current_trace_id(),
             index_watermark=retrieved.index_watermark,
+            index_generation=retrieved.index_generation,
             embedding_model_id=retrieved.embedding_model_id,
             chunker_version=chunker,
             prompt_template_version=final.prompt_template_version,
@@ -425,7 +435,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                     top_k,
                     request.fusion,
                     retrieved.index_watermark,
-                    retrieved.embedding_model_id,
+                    retrieved.index_generation or retrieved.embedding_model_id,
                     answer_options(request),
                 ),
                 answer,
@@ -593,10 +603,12 @@ def replay_differences(original: events_pb2.QueryAudit, final: gateway_pb2.AskFi
     if before.index_watermark != after.index_watermark:
         reasons.append(f"index watermark moved {before.index_watermark} -> {after.index_watermark}")
     for label, a, b in (
+        ("index generation", before.index_generation, after.index_generation),
         ("embedding model", before.embedding_model_id, after.embedding_model_id),
         ("chunker", before.chunker_version, after.chunker_version),
         ("prompt template", before.prompt_template_version, after.prompt_template_version),
         ("provider", before.provider, after.provider),
+        ("provider model", before.provider_model, after.provider_model),
     ):
         if a and b and a != b:
             reasons.append(f"{label} changed {a} -> {b}")

@@ -105,9 +105,9 @@ class IndexConsumer:
             return
         with natsio.consume_span("rag.retrieve.apply_index_batch", events[0][0], [m for m, _ in events]) as span:
             span.set_attribute("rag.batch.size", len(events))
-            changes, indexed, failed, model_id = await asyncio.to_thread(self._apply_engines, events)
+            changes, indexed, failed, model_id, chunkers = await asyncio.to_thread(self._apply_engines, events)
             watermark = max(msg.metadata.sequence.stream for msg, _ in events)
-            self.state.commit(watermark, model_id, changes)
+            self.state.commit(watermark, model_id, changes, chunkers)
             span.set_attribute("rag.index.watermark", watermark)
             # Lifecycle events go out before the acks: if either fails the batch is redelivered and
             # re-applied (a no-op), and the events' ids collapse the repeats.
@@ -130,6 +130,7 @@ class IndexConsumer:
         changes: dict[tuple[str, str], int | None] = {}
         indexed: list[events_pb2.DocumentIndexed] = []
         failed: list[events_pb2.DocumentFailed] = []
+        chunkers: set[str] = set()
         model_id = self.state.model_id
         for msg, event in events:
             if event.embedding_model_id and model_id and event.embedding_model_id != model_id:
@@ -151,6 +152,7 @@ class IndexConsumer:
             APPLIED.labels(op or "none").inc()
             if op == "upserts":
                 chunks = list(event.upserts.chunks)
+                chunkers.update(c.chunker_version for c in chunks if c.chunker_version)
                 vectors = np.asarray(event.upserts.vectors, dtype=np.float32).reshape(
                     len(chunks), event.upserts.dimension
                 )
@@ -184,4 +186,4 @@ class IndexConsumer:
                 changes[(event.tenant, event.doc_id)] = None
         self.lexical.commit()
         self.dense.commit()
-        return changes, indexed, failed, model_id
+        return changes, indexed, failed, model_id, chunkers

@@ -184,18 +184,21 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         ]
         span.set_attribute("rag.hits", len(hits))
         span.set_attribute("rag.index.watermark", self.state.watermark)
+        span.set_attribute("rag.index.generation", self.state.generation)
         return retrieve_pb2.RetrieveResponse(
             hits=hits,
             index_watermark=self.state.watermark,
             embedding_model_id=self.state.model_id or embedded.model_id,
             fusion=fusion,
             query_tokens=embedded.tokens,
+            index_generation=self.state.generation,
         )
 
     async def GetIndexInfo(self, request, context):
         return retrieve_pb2.GetIndexInfoResponse(
             index_watermark=self.state.watermark,
             embedding_model_id=self.state.model_id,
+            index_generation=self.state.generation,
             dense_points=await asyncio.to_thread(self.dense.count, request.tenant or None, request.doc_id or None),
             lexical_documents=await asyncio.to_thread(
                 self.lexical.count, request.tenant or None, request.doc_id or None

@@ -7,12 +7,16 @@ new version is being indexed searches keep seeing the old one: never missing, ne
 import sqlite3
 from pathlib import Path
 
+# The layout of what the engines store (fields, analysers); a change means a new index generation.
+INDEX_SCHEMA_VERSION = 1
+
 
 class IndexState:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.watermark = 0
         self.model_id = ""
+        self.chunkers: set[str] = set()
         self.active: dict[tuple[str, str], int] = {}
 
     def open(self) -> None:
@@ -27,10 +31,18 @@ class IndexState:
         meta = dict(self.db.execute("SELECT key, value FROM meta"))
         self.watermark = int(meta.get("watermark", 0))
         self.model_id = meta.get("model_id", "")
+        self.chunkers = {c for c in meta.get("chunker_versions", "").split(",") if c}
         self.active = {(t, d): v for t, d, v in self.db.execute("SELECT tenant, doc_id, version FROM active")}
 
-    def commit(self, watermark: int, model_id: str, changes: dict[tuple[str, str], int | None]) -> None:
+    def commit(
+        self,
+        watermark: int,
+        model_id: str,
+        changes: dict[tuple[str, str], int | None],
+        chunkers: set[str] = frozenset(),
+    ) -> None:
         """Persist one applied batch of events atomically, then expose it in memory."""
+        chunkers = self.chunkers | set(chunkers)
         self.db.execute("BEGIN")
         for (tenant, doc_id), version in changes.items():
             if version is None:
@@ -39,13 +51,23 @@ class IndexState:
                 self.db.execute("INSERT OR REPLACE INTO active VALUES (?, ?, ?)", (tenant, doc_id, version))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('watermark', ?)", (str(watermark),))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model_id', ?)", (model_id,))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('chunker_versions', ?)", (",".join(sorted(chunkers)),))
         self.db.execute("COMMIT")
-        self.watermark, self.model_id = watermark, model_id
+        self.watermark, self.model_id, self.chunkers = watermark, model_id, chunkers
         for key, version in changes.items():
             if version is None:
                 self.active.pop(key, None)
             else:
                 self.active[key] = version
+
+    @property
+    def generation(self) -> str:
+        """e.g. `all-MiniLM-L6-v2@8199be6f/structure-v1/schema-1`; empty while the index is empty."""
+        if not self.model_id:
+            return ""
+        name, _, digest = self.model_id.partition("@sha256:")
+        chunkers = "+".join(sorted(self.chunkers)) or "unknown"
+        return f"{name}@{digest[:8]}/{chunkers}/schema-{INDEX_SCHEMA_VERSION}"
 
     def visible(self, tenant: str, doc_id: str, version: int) -> bool:
         return self.active.get((tenant, doc_id)) == version

@@ -26,18 +26,20 @@ class RetrieveRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
-    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens")
+    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     index_watermark: int
     embedding_model_id: str
     fusion: _types_pb2.FusionParams
     query_tokens: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ...) -> None: ...
+    index_generation: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ..., index_generation: _Optional[str] = ...) -> None: ...
 
 class GetIndexInfoRequest(_message.Message):
     __slots__ = ("tenant", "doc_id")
@@ -48,13 +50,15 @@ class GetIndexInfoRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ...) -> None: ...
 
 class GetIndexInfoResponse(_message.Message):
-    __slots__ = ("index_watermark", "embedding_model_id", "dense_points", "lexical_documents")
+    __slots__ = ("index_watermark", "embedding_model_id", "dense_points", "lexical_documents", "index_generation")
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DENSE_POINTS_FIELD_NUMBER: _ClassVar[int]
     LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     index_watermark: int
     embedding_model_id: str
     dense_points: int
     lexical_documents: int
-    def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ...) -> None: ...
+    index_generation: str
+    def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ...) -> None: ...

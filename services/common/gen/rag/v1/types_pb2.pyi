@@ -276,7 +276,7 @@ class FusionParams(_message.Message):
     def __init__(self, method: _Optional[str] = ..., rrf_k: _Optional[float] = ..., candidate_depth: _Optional[int] = ..., dense_weight: _Optional[float] = ..., max_per_document: _Optional[int] = ...) -> None: ...
 
 class AnswerManifest(_message.Message):
-    __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms", "generation_parameters", "grounding")
+    __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms", "generation_parameters", "grounding", "index_generation")
     class StageLatencyMsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +306,7 @@ class AnswerManifest(_message.Message):
     STAGE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     GROUNDING_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     trace_id: str
     index_watermark: int
@@ -321,4 +322,5 @@ class AnswerManifest(_message.Message):
     stage_latency_ms: _containers.ScalarMap[str, float]
     generation_parameters: _containers.ScalarMap[str, str]
     grounding: GroundingReport
-    def __init__(self, query_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_version: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., fusion: _Optional[_Union[FusionParams, _Mapping]] = ..., top_k: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., stage_latency_ms: _Optional[_Mapping[str, float]] = ..., generation_parameters: _Optional[_Mapping[str, str]] = ..., grounding: _Optional[_Union[GroundingReport, _Mapping]] = ...) -> None: ...
+    index_generation: str
+    def __init__(self, query_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_version: _Optional[str] = ..., prompt_template_version: _Optional[str] = ..., provider: _Optional[str] = ..., provider_model: _Optional[str] = ..., fusion: _Optional[_Union[FusionParams, _Mapping]] = ..., top_k: _Optional[int] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., usage: _Optional[_Union[TokenUsage, _Mapping]] = ..., stage_latency_ms: _Optional[_Mapping[str, float]] = ..., generation_parameters: _Optional[_Mapping[str, str]] = ..., grounding: _Optional[_Union[GroundingReport, _Mapping]] = ..., index_generation: _Optional[str] = ...) -> None: ...
