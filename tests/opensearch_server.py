@@ -55,6 +55,10 @@ class Index:
         if kind == "terms":
             field, values = next(iter(body.items()))
             return any(v in field_values(source, field) for v in values)
+        if kind == "range":
+            field, bounds = next(iter(body.items()))
+            values = [v for v in field_values(source, field) if isinstance(v, int | float)]
+            return any(bounds.get("gte", v) <= v <= bounds.get("lte", v) for v in values)
         if kind == "bool":
             return all(self.matches(source, q) for q in body.get("filter", [])) and not any(
                 self.matches(source, q) for q in body.get("must_not", [])

@@ -225,14 +225,26 @@ def _hit_dict(hit: types_pb2.Hit) -> dict:
 def search(
     query: str,
     top_k: int = typer.Option(10, "--top-k"),
+    where: list[str] = typer.Option(None, "--where", help="KEY=V1,V2: document metadata KEY is one of the values."),
+    since: str = typer.Option("", "--since", help="Documents dated (metadata `date`) on or after this ISO date."),
+    until: str = typer.Option("", "--until", help="Documents dated on or before this ISO date."),
     data: Path = DataDir,
     tenant: str = TenantOpt,
     as_json: bool = JsonOut,
 ):
     """Hybrid search: hits with their fused, dense and lexical scores."""
     client = client_for(data, tenant)
+    filters = []
+    for item in where or []:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise typer.BadParameter(f"--where {item!r}: use KEY=VALUE[,VALUE...]")
+        filters.append(types_pb2.MetadataFilter(key=key, any_of=values.split(",")))
+    request = gateway_pb2.SearchRequest(
+        query=query, top_k=top_k, metadata_filters=filters, date_range=types_pb2.DateRange(start=since, end=until)
+    )
     try:
-        response = client.call("Search", gateway_pb2.SearchRequest(query=query, top_k=top_k))
+        response = client.call("Search", request)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:

@@ -259,7 +259,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     # -- search and answers --------------------------------------------------------------------
 
     def _retrieve_request(
-        self, caller, query: str, top_k: int, fusion, doc_ids=(), metadata_filters=()
+        self, caller, query: str, top_k: int, fusion, doc_ids=(), metadata_filters=(), date_range=None
     ) -> retrieve_pb2.RetrieveRequest:
         return retrieve_pb2.RetrieveRequest(
             tenant=caller.tenant,
@@ -269,6 +269,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             fusion=fusion,
             doc_ids=list(doc_ids),
             metadata_filters=list(metadata_filters),
+            date_range=date_range,
         )
 
     async def Search(self, request, context):
@@ -281,7 +282,13 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 context,
                 self.retrieve.Retrieve,
                 self._retrieve_request(
-                    caller, request.query, top_k, request.fusion, request.doc_ids, request.metadata_filters
+                    caller,
+                    request.query,
+                    top_k,
+                    request.fusion,
+                    request.doc_ids,
+                    request.metadata_filters,
+                    request.date_range,
                 ),
             )
         finally:

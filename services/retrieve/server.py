@@ -12,7 +12,7 @@ from services.common import natsio
 from services.common.clients import channel
 from services.common.config import RetrieveSettings
 from services.common.server import Service, run
-from services.retrieve.backends.base import SearchScope
+from services.retrieve.backends.base import SearchScope, parse_date
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
@@ -49,6 +49,22 @@ def filters_problem(filters) -> str:
         if not 1 <= len(f.any_of) <= MAX_FILTER_VALUES:
             return f"metadata filter {f.key!r} needs 1-{MAX_FILTER_VALUES} values"
     return ""
+
+
+def date_bounds(date_range: types_pb2.DateRange) -> tuple[tuple[int | None, int | None], str]:
+    """Inclusive epoch-second bounds of a date range, or the reason it is malformed."""
+    bounds = []
+    for name, value, end in (("start", date_range.start, False), ("end", date_range.end, True)):
+        if not value:
+            bounds.append(None)
+            continue
+        moment = parse_date(value, end_of_day=end)
+        if moment is None:
+            return (None, None), f"date_range.{name} {value[:40]!r} is not an ISO 8601 date or date-time"
+        bounds.append(moment)
+    if None not in bounds and bounds[0] > bounds[1]:
+        return (None, None), "date_range.start is after date_range.end"
+    return (bounds[0], bounds[1]), ""
 
 
 def fusion_problem(f: types_pb2.FusionParams, s: RetrieveSettings) -> str:
@@ -122,7 +138,10 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         metadata = tuple((f.key, tuple(f.any_of)) for f in request.metadata_filters)
-        scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids), metadata)
+        bounds, problem = date_bounds(request.date_range)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        scope = SearchScope(request.tenant, tuple(request.principals), tuple(request.doc_ids), metadata, *bounds)
         fusion = resolve_fusion(request.fusion, s, top_k)
         problem = fusion_problem(fusion, s)
         if problem:

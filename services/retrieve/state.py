@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 # The layout of what the engines store (fields, analysers); a change means a new index generation.
-INDEX_SCHEMA_VERSION = 1
+INDEX_SCHEMA_VERSION = 2
 
 
 class IndexState:

@@ -70,7 +70,7 @@ def test_answerable_question_is_answered_citing_the_right_document(acme):
     assert manifest.index_watermark > 0 and manifest.query_id
     assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
     assert manifest.chunker_version and manifest.prompt_template_version
-    assert manifest.index_generation == f"all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-1"
+    assert manifest.index_generation == f"all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-2"
 
 
 def test_unanswerable_question_abstains(acme):
@@ -351,16 +351,21 @@ def test_cli_acts_for_another_tenant(system, acme, tmp_path):
     assert "harbour.md" not in doc_ids(acme.search("harbour master ferry departure", top_k=50))
 
 
-def test_metadata_filters(acme):
-    for doc_id, team in [("plan-a.txt", "alpha"), ("plan-b.txt", "beta")]:
+def test_metadata_filters(system, acme):
+    for doc_id, team, day in [("plan-a.txt", "alpha", "2025-01-10"), ("plan-b.txt", "beta", "2026-05-20")]:
         job = acme.ingest_and_wait(
-            doc_id, f"The {team} roadmap ships the river barrage sensors.".encode(), metadata={"team": team}
+            doc_id,
+            f"The {team} roadmap ships the river barrage sensors.".encode(),
+            metadata={"team": team, "date": day},
         )
         assert job.status == types_pb2.JOB_STATUS_DONE
 
-    def search(*filters):
+    def search(*filters, start="", end=""):
         request = gateway_pb2.SearchRequest(
-            query="roadmap river barrage sensors", top_k=20, metadata_filters=list(filters)
+            query="roadmap river barrage sensors",
+            top_k=20,
+            metadata_filters=list(filters),
+            date_range=types_pb2.DateRange(start=start, end=end),
         )
         return {h.chunk.doc_id for h in acme.stub.Search(request, metadata=acme.metadata).hits}
 
@@ -369,6 +374,17 @@ def test_metadata_filters(acme):
     with pytest.raises(grpc.RpcError) as error:
         search(types_pb2.MetadataFilter(key="bad key!", any_of=["x"]))
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert search(start="2026-01-01") == {"plan-b.txt"}
+    assert search(start="2025-01-01", end="2025-12-31") == {"plan-a.txt"}
+    assert search(types_pb2.MetadataFilter(key="team", any_of=["alpha"]), start="2026-01-01") == set()
+    for start, end in [("next week", ""), ("2026-02-01", "2026-01-01")]:
+        with pytest.raises(grpc.RpcError) as error:
+            search(start=start, end=end)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "date_range" in error.value.details()
+    found = cli_json(system, "search", "roadmap river barrage", "--tenant", "acme", "--since", "2026-01-01")
+    assert {h["doc_id"] for h in found["hits"]} == {"plan-b.txt"}
+    found = cli_json(system, "search", "roadmap river barrage", "--tenant", "acme", "--where", "team=alpha,beta")
+    assert {h["doc_id"] for h in found["hits"]} == {"plan-a.txt", "plan-b.txt"}
 
 
 def test_data_survives_a_restart(system, acme):

@@ -13,7 +13,7 @@ from opensearch_server import OpenSearchServer
 from rag.v1 import types_pb2
 from services.cli.evaluate import read_jsonl
 from services.common.ids import chunk_id
-from services.retrieve.backends.base import EngineHit, SearchScope
+from services.retrieve.backends.base import EngineHit, SearchScope, parse_date
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
@@ -282,3 +282,32 @@ def test_lexical_engines_agree(tmp_path):
     assert np.mean(agreement) >= 0.8
     for engine in engines:
         engine.close()
+
+
+def test_date_range_filters_mean_the_same_in_every_engine(engine):
+    dates = {"cats": "2024-03-01", "dogs": "2025-07-15T12:30:00+02:00", "k8s": "not a date"}
+    chunks = []
+    for doc, value in dates.items():
+        chunk = make_chunk("t1", doc)
+        chunk.metadata["date"] = value
+        chunks.append(chunk)
+    engine.upsert(chunks)
+    engine.index.commit()
+
+    def found(start, end):
+        scope = SearchScope(
+            "t1",
+            (),
+            date_from=parse_date(start) if start else None,
+            date_to=parse_date(end, end_of_day=True) if end else None,
+        )
+        return {d for q in TEXTS for d in ids(engine.search(q, scope, 10))}
+
+    assert found("2024-01-01", "2024-12-31") == {"cats"}
+    assert found("2024-03-01", "2024-03-01") == {"cats"}  # a bare end date covers its whole day
+    assert found("2025-07-15T10:30:00Z", "") == {"dogs"}  # 12:30+02:00 is 10:30 UTC
+    assert found("2025-07-15T10:30:01Z", "") == set()
+    assert found("", "2030-01-01") == {"cats", "dogs"}  # undated documents never match
+    engine.index.set_fields("t1", "cats", "cats", ["public"], {"date": "2031-01-01"})
+    engine.index.commit()
+    assert found("2031-01-01", "") == {"cats"} and found("2024-01-01", "2024-12-31") == set()

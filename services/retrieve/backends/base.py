@@ -1,11 +1,30 @@
 """The interface both engines of a kind implement, and the chunk <-> stored-fields mapping."""
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 from rag.v1 import types_pb2
 
 PUBLIC = "public"
+DATE_KEY = "date"  # the metadata key holding a document's date
+
+
+def parse_date(value: str, end_of_day: bool = False) -> int | None:
+    """Epoch seconds of an ISO 8601 date or date-time (UTC without an offset); None if it is not one.
+    A bare date as the end of a range means its whole day."""
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return int(moment.timestamp()) + (86399 if end_of_day else 0)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
 
 
 @dataclass(frozen=True)
@@ -17,6 +36,13 @@ class SearchScope:
     doc_ids: tuple[str, ...] = ()
     # (key, values): the chunk's document metadata `key` must equal one of `values`; all pairs must hold.
     metadata: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Inclusive epoch-second bounds on the document date; None = open.
+    date_from: int | None = None
+    date_to: int | None = None
+
+    @property
+    def dated(self) -> bool:
+        return self.date_from is not None or self.date_to is not None
 
     def __post_init__(self) -> None:
         if not self.tenant:
@@ -35,7 +61,7 @@ class EngineHit:
 
 def chunk_fields(chunk: types_pb2.Chunk) -> dict:
     """A chunk as flat stored fields (the payload in Qdrant, stored fields in Tantivy)."""
-    return {
+    fields = {
         "chunk_id": chunk.chunk_id,
         "tenant": chunk.tenant,
         "doc_id": chunk.doc_id,
@@ -54,6 +80,10 @@ def chunk_fields(chunk: types_pb2.Chunk) -> dict:
         "content_kind": chunk.content_kind,
         "meta": dict(chunk.metadata),
     }
+    moment = parse_date(chunk.metadata.get(DATE_KEY, ""))
+    if moment is not None:
+        fields["date"] = moment
+    return fields
 
 
 def fields_chunk(fields: dict) -> types_pb2.Chunk:

@@ -7,7 +7,15 @@ consumer has applied is visible to the next search, as with Tantivy."""
 from opensearchpy import OpenSearch, helpers
 
 from rag.v1 import types_pb2
-from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
+from services.retrieve.backends.base import (
+    DATE_KEY,
+    PUBLIC,
+    EngineHit,
+    SearchScope,
+    chunk_fields,
+    fields_chunk,
+    parse_date,
+)
 
 KEYWORD = {"type": "keyword"}
 INTEGER = {"type": "integer"}
@@ -20,6 +28,7 @@ MAPPING = {
             **{f: KEYWORD for f in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version")},
             **{f: KEYWORD for f in ("content_kind",)},
             **{f: INTEGER for f in ("version", "ordinal", "char_start", "char_end", "page_start", "page_end")},
+            "date": {"type": "long"},  # the document date, epoch seconds
             "text": ENGLISH,
             "title": ENGLISH,
             "section": ENGLISH,
@@ -29,7 +38,10 @@ MAPPING = {
         "dynamic_templates": [{"meta_keywords": {"path_match": "meta.*", "mapping": KEYWORD}}],
     },
 }
-SET_FIELDS = "ctx._source.title = params.title; ctx._source.acl = params.acl; ctx._source.meta = params.meta;"
+SET_FIELDS = (
+    "ctx._source.title = params.title; ctx._source.acl = params.acl; ctx._source.meta = params.meta; "
+    "ctx._source.date = params.date;"
+)
 
 
 class OpenSearchIndex:
@@ -58,7 +70,13 @@ class OpenSearchIndex:
         self.client.delete_by_query(index=self.index, body={"query": query}, refresh=True, conflicts="proceed")
 
     def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
-        script = {"source": SET_FIELDS, "params": {"title": title, "acl": acl or [PUBLIC], "meta": metadata}}
+        params = {
+            "title": title,
+            "acl": acl or [PUBLIC],
+            "meta": metadata,
+            "date": parse_date(metadata.get(DATE_KEY, "")),
+        }
+        script = {"source": SET_FIELDS, "params": params}
         body = {"query": {"bool": {"filter": [self._doc(tenant, doc_id)]}}, "script": script}
         self.client.update_by_query(index=self.index, body=body, refresh=True, conflicts="proceed")
 
@@ -68,6 +86,9 @@ class OpenSearchIndex:
             filters.append({"terms": {"doc_id": list(scope.doc_ids)}})
         for key, values in scope.metadata:
             filters.append({"terms": {f"meta.{key}": list(values)}})
+        if scope.dated:
+            bounds = {"gte": scope.date_from, "lte": scope.date_to}
+            filters.append({"range": {"date": {k: v for k, v in bounds.items() if v is not None}}})
         return filters
 
     def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]:

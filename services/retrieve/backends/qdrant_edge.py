@@ -5,7 +5,15 @@ from pathlib import Path
 import qdrant_edge as qe
 
 from rag.v1 import types_pb2
-from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
+from services.retrieve.backends.base import (
+    DATE_KEY,
+    PUBLIC,
+    EngineHit,
+    SearchScope,
+    chunk_fields,
+    fields_chunk,
+    parse_date,
+)
 
 # Filters on unindexed payload fields scan every point.
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
@@ -26,7 +34,8 @@ class QdrantEdgeIndex:
             self.shard = qe.EdgeShard.create(str(self.path), config)
         for field in KEYWORD_FIELDS:
             self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-        self.shard.update(qe.UpdateOperation.create_field_index("version", qe.PayloadSchemaType.Integer))
+        for field in ("version", "date"):
+            self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
 
     def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
         points = [qe.Point(c.chunk_id, list(v), chunk_fields(c)) for c, v in zip(chunks, vectors, strict=True)]
@@ -43,7 +52,15 @@ class QdrantEdgeIndex:
         """Rewrite title, ACL and metadata of every chunk of a document, vectors untouched."""
         doc = qe.Filter(must=[qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))])
         self.shard.update(
-            qe.UpdateOperation.set_payload_by_filter(doc, {"title": title, "acl": acl or [PUBLIC], "meta": metadata})
+            qe.UpdateOperation.set_payload_by_filter(
+                doc,
+                {
+                    "title": title,
+                    "acl": acl or [PUBLIC],
+                    "meta": metadata,
+                    "date": parse_date(metadata.get(DATE_KEY, "")),
+                },
+            )
         )
 
     def _filter(self, scope: SearchScope) -> qe.Filter:
@@ -55,6 +72,8 @@ class QdrantEdgeIndex:
             must.append(qe.FieldCondition("doc_id", match=qe.MatchAny(list(scope.doc_ids))))
         for key, values in scope.metadata:
             must.append(qe.FieldCondition(f"meta.{key}", match=qe.MatchAny(list(values))))
+        if scope.dated:
+            must.append(qe.FieldCondition("date", range=qe.RangeFloat(gte=scope.date_from, lte=scope.date_to)))
         return qe.Filter(must=must)
 
     def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:

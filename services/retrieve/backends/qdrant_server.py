@@ -4,7 +4,15 @@ the same client code path in-process, for tests and tools)."""
 from qdrant_client import QdrantClient, models
 
 from rag.v1 import types_pb2
-from services.retrieve.backends.base import PUBLIC, EngineHit, SearchScope, chunk_fields, fields_chunk
+from services.retrieve.backends.base import (
+    DATE_KEY,
+    PUBLIC,
+    EngineHit,
+    SearchScope,
+    chunk_fields,
+    fields_chunk,
+    parse_date,
+)
 
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
 
@@ -36,7 +44,8 @@ class QdrantServerIndex:
         # Payload indexes keep filtered search fast: every search filters on tenant and acl.
         for field in KEYWORD_FIELDS:
             self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
-        self.client.create_payload_index(self.collection, "version", models.PayloadSchemaType.INTEGER)
+        for field in ("version", "date"):
+            self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.INTEGER)
 
     def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
         points = [
@@ -62,9 +71,13 @@ class QdrantServerIndex:
         doc = models.Filter(
             must=[models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))]
         )
-        self.client.set_payload(
-            self.collection, {"title": title, "acl": acl or [PUBLIC], "meta": metadata}, points=doc, wait=True
-        )
+        payload = {
+            "title": title,
+            "acl": acl or [PUBLIC],
+            "meta": metadata,
+            "date": parse_date(metadata.get(DATE_KEY, "")),
+        }
+        self.client.set_payload(self.collection, payload, points=doc, wait=True)
 
     def _filter(self, scope: SearchScope) -> models.Filter:
         must = [
@@ -75,6 +88,8 @@ class QdrantServerIndex:
             must.append(models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(scope.doc_ids))))
         for key, values in scope.metadata:
             must.append(models.FieldCondition(key=f"meta.{key}", match=models.MatchAny(any=list(values))))
+        if scope.dated:
+            must.append(models.FieldCondition(key="date", range=models.Range(gte=scope.date_from, lte=scope.date_to)))
         return models.Filter(must=must)
 
     def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:

@@ -26,7 +26,8 @@ def build_schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     for name in ("chunk_id", "tenant", "doc_id", "doc_key", "acl", "chunker_version", "content_kind"):
         builder.add_text_field(name, stored=True, tokenizer_name=RAW)
-    builder.add_integer_field("version", stored=True, indexed=True, fast=True)
+    for name in ("version", "date"):
+        builder.add_integer_field(name, stored=True, indexed=True, fast=True)
     for name in ("ordinal", "char_start", "char_end", "page_start", "page_end"):
         builder.add_integer_field(name, stored=True)
     builder.add_text_field("title", stored=True, tokenizer_name=ANALYZER)
@@ -48,7 +49,15 @@ class TantivyIndex:
     def open(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
-        self.index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
+        try:
+            self.index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
+        except ValueError as exc:
+            if "schema does not match" not in str(exc):
+                raise
+            raise SystemExit(
+                f"the lexical index in {self.path} was built with an older schema: remove the retrieve folder "
+                "(indexes and state) and re-ingest the documents into a new index"
+            ) from None
         self.index.register_tokenizer(ANALYZER, self.analyzer)
         self.writer = self.index.writer(heap_size=64_000_000, num_threads=1)
         self.index.config_reader(reload_policy="manual")
@@ -121,6 +130,10 @@ class TantivyIndex:
                     [(tantivy.Occur.Should, self._term(f"meta.{key}", value)) for value in values]
                 )
             )
+        if scope.dated:
+            low = scope.date_from if scope.date_from is not None else -(2**63)
+            high = scope.date_to if scope.date_to is not None else 2**63 - 1
+            filters.append(tantivy.Query.range_query(self.schema, "date", tantivy.FieldType.Integer, low, high))
         query_obj = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, tantivy.Query.boolean_query(matches))]
             + [(tantivy.Occur.Must, tantivy.Query.const_score_query(f, 0.0)) for f in filters]

@@ -26,7 +26,7 @@ from rag.v1 import events_pb2 as rag_dot_v1_dot_events__pb2
 from rag.v1 import types_pb2 as rag_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rag/v1/gateway.proto\x12\x06rag.v1\x1a\x13rag/v1/events.proto\x1a\x12rag/v1/types.proto\"\xd0\x01\n\x0e\x44ocumentHeader\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03\x61\x63l\x18\x05 \x03(\t\x12\x36\n\x08metadata\x18\x06 \x03(\x0b\x32$.rag.v1.DocumentHeader.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Y\n\x15IngestDocumentRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x91\x01\n\x16IngestDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x18\n\x10metadata_updated\x18\x06 \x01(\x08\"&\n\x14RetryDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"8\n\x15RetryDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.rag.v1.JobRecord\"$\n\x12GetDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"?\n\x13GetDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"/\n\x14ListDocumentsRequest\x12\x17\n\x0finclude_deleted\x18\x01 \x01(\x08\"B\n\x15ListDocumentsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.rag.v1.DocumentRecord\"\'\n\x15\x44\x65leteDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"B\n\x16\x44\x65leteDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"\x96\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66usion\x18\x03 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x04 \x03(\t\x12\x30\n\x10metadata_filters\x18\x05 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\"\xb2\x01\n\x0eSearchResponse\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x19\n\x04hits\x18\x02 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x03 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x04 \x01(\t\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x18\n\x10index_generation\x18\x06 \x01(\t\"\x9f\x01\n\nAskRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66usion\x18\x03 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x10\n\x08no_cache\x18\x04 \x01(\x08\x12 \n\x13min_retrieval_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x16\n\x14_min_retrieval_score\"\xe2\x01\n\x08\x41skFinal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.rag.v1.AnswerStatus\x12-\n\x0e\x61\x62stain_reason\x18\x03 \x01(\x0e\x32\x15.rag.v1.AbstainReason\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12#\n\tcitations\x18\x05 \x03(\x0b\x32\x10.rag.v1.Citation\x12(\n\x08manifest\x18\x06 \x01(\x0b\x32\x16.rag.v1.AnswerManifest\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\"!\n\rReplayRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\"|\n\x0eReplayResponse\x12$\n\x08original\x18\x01 \x01(\x0b\x32\x12.rag.v1.QueryAudit\x12\"\n\x08replayed\x18\x02 \x01(\x0b\x32\x10.rag.v1.AskFinal\x12\x0f\n\x07\x63hanges\x18\x03 \x03(\t\x12\x0f\n\x07reasons\x18\x04 \x03(\t\"D\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x0e\n\x06rating\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\"J\n\x0b\x41skResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12!\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x10.rag.v1.AskFinalH\x00\x42\x07\n\x05\x65vent\"\x7f\n\x13\x43reateApiKeyRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\x1a\n\x04role\x18\x03 \x01(\x0e\x32\x0c.rag.v1.Role\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x04\"$\n\x12ListApiKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"9\n\x13ListApiKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.rag.v1.ApiKeyRecord\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"9\n\x14RevokeApiKeyResponse\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.rag.v1.ApiKeyRecord\"\x91\x01\n\x0bUsageRecord\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0f\n\x07queries\x18\x03 \x01(\x04\x12\x12\n\nllm_tokens\x18\x04 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\x12\x18\n\x10\x65mbedding_tokens\x18\x06 \x01(\x04\x12\x11\n\tdocuments\x18\x07 \x01(\x04\"!\n\x0fGetUsageRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"t\n\x10GetUsageResponse\x12\"\n\x05today\x18\x01 \x01(\x0b\x32\x13.rag.v1.UsageRecord\x12\'\n\nthis_month\x18\x02 \x01(\x0b\x32\x13.rag.v1.UsageRecord\x12\x13\n\x0blimits_json\x18\x03 \x01(\t\"c\n\x14\x43reateApiKeyResponse\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x1a\n\x04role\x18\x04 \x01(\x0e\x32\x0c.rag.v1.Role\"\xca\x01\n\x0c\x41piKeyRecord\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\nkey_sha256\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x12\n\nprincipals\x18\x04 \x03(\t\x12\x1a\n\x04role\x18\x05 \x01(\x0e\x32\x0c.rag.v1.Role\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x07 \x01(\x03\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x17\n\x0f\x65xpires_unix_ms\x18\t \x01(\x03*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_READER\x10\x01\x12\x0f\n\x0bROLE_WRITER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\xd1\x07\n\x0eGatewayService\x12Q\n\x0eIngestDocument\x12\x1d.rag.v1.IngestDocumentRequest\x1a\x1e.rag.v1.IngestDocumentResponse(\x01\x12\x37\n\x06GetJob\x12\x15.rag.v1.GetJobRequest\x1a\x16.rag.v1.GetJobResponse\x12\x46\n\x0bGetDocument\x12\x1a.rag.v1.GetDocumentRequest\x1a\x1b.rag.v1.GetDocumentResponse\x12L\n\rListDocuments\x12\x1c.rag.v1.ListDocumentsRequest\x1a\x1d.rag.v1.ListDocumentsResponse\x12O\n\x0e\x44\x65leteDocument\x12\x1d.rag.v1.DeleteDocumentRequest\x1a\x1e.rag.v1.DeleteDocumentResponse\x12L\n\rRetryDocument\x12\x1c.rag.v1.RetryDocumentRequest\x1a\x1d.rag.v1.RetryDocumentResponse\x12\x37\n\x06Search\x12\x15.rag.v1.SearchRequest\x1a\x16.rag.v1.SearchResponse\x12\x30\n\x03\x41sk\x12\x12.rag.v1.AskRequest\x1a\x13.rag.v1.AskResponse0\x01\x12\x37\n\x06Replay\x12\x15.rag.v1.ReplayRequest\x1a\x16.rag.v1.ReplayResponse\x12=\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x17.rag.v1.FeedbackRequest\x1a\x18.rag.v1.FeedbackResponse\x12I\n\x0c\x43reateApiKey\x12\x1b.rag.v1.CreateApiKeyRequest\x1a\x1c.rag.v1.CreateApiKeyResponse\x12\x46\n\x0bListApiKeys\x12\x1a.rag.v1.ListApiKeysRequest\x1a\x1b.rag.v1.ListApiKeysResponse\x12I\n\x0cRevokeApiKey\x12\x1b.rag.v1.RevokeApiKeyRequest\x1a\x1c.rag.v1.RevokeApiKeyResponse\x12=\n\x08GetUsage\x12\x17.rag.v1.GetUsageRequest\x1a\x18.rag.v1.GetUsageResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14rag/v1/gateway.proto\x12\x06rag.v1\x1a\x13rag/v1/events.proto\x1a\x12rag/v1/types.proto\"\xd0\x01\n\x0e\x44ocumentHeader\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x13\n\x0bsource_name\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x04 \x01(\t\x12\x0b\n\x03\x61\x63l\x18\x05 \x03(\t\x12\x36\n\x08metadata\x18\x06 \x03(\x0b\x32$.rag.v1.DocumentHeader.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"Y\n\x15IngestDocumentRequest\x12(\n\x06header\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x91\x01\n\x16IngestDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x18\n\x10metadata_updated\x18\x06 \x01(\x08\"&\n\x14RetryDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"8\n\x15RetryDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"0\n\x0eGetJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.rag.v1.JobRecord\"$\n\x12GetDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"?\n\x13GetDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"/\n\x14ListDocumentsRequest\x12\x17\n\x0finclude_deleted\x18\x01 \x01(\x08\"B\n\x15ListDocumentsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.rag.v1.DocumentRecord\"\'\n\x15\x44\x65leteDocumentRequest\x12\x0e\n\x06\x64oc_id\x18\x01 \x01(\t\"B\n\x16\x44\x65leteDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"\xbd\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66usion\x18\x03 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x04 \x03(\t\x12\x30\n\x10metadata_filters\x18\x05 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\x12%\n\ndate_range\x18\x06 \x01(\x0b\x32\x11.rag.v1.DateRange\"\xb2\x01\n\x0eSearchResponse\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x19\n\x04hits\x18\x02 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x03 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x04 \x01(\t\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x18\n\x10index_generation\x18\x06 \x01(\t\"\x9f\x01\n\nAskRequest\x12\x10\n\x08question\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x06\x66usion\x18\x03 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x10\n\x08no_cache\x18\x04 \x01(\x08\x12 \n\x13min_retrieval_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x16\n\x14_min_retrieval_score\"\xe2\x01\n\x08\x41skFinal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.rag.v1.AnswerStatus\x12-\n\x0e\x61\x62stain_reason\x18\x03 \x01(\x0e\x32\x15.rag.v1.AbstainReason\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12#\n\tcitations\x18\x05 \x03(\x0b\x32\x10.rag.v1.Citation\x12(\n\x08manifest\x18\x06 \x01(\x0b\x32\x16.rag.v1.AnswerManifest\x12\x0e\n\x06\x63\x61\x63hed\x18\x07 \x01(\x08\"!\n\rReplayRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\"|\n\x0eReplayResponse\x12$\n\x08original\x18\x01 \x01(\x0b\x32\x12.rag.v1.QueryAudit\x12\"\n\x08replayed\x18\x02 \x01(\x0b\x32\x10.rag.v1.AskFinal\x12\x0f\n\x07\x63hanges\x18\x03 \x03(\t\x12\x0f\n\x07reasons\x18\x04 \x03(\t\"D\n\x0f\x46\x65\x65\x64\x62\x61\x63kRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x0e\n\x06rating\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"\x12\n\x10\x46\x65\x65\x64\x62\x61\x63kResponse\"J\n\x0b\x41skResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12!\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x10.rag.v1.AskFinalH\x00\x42\x07\n\x05\x65vent\"\x7f\n\x13\x43reateApiKeyRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\x1a\n\x04role\x18\x03 \x01(\x0e\x32\x0c.rag.v1.Role\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x05 \x01(\x04\"$\n\x12ListApiKeysRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"9\n\x13ListApiKeysResponse\x12\"\n\x04keys\x18\x01 \x03(\x0b\x32\x14.rag.v1.ApiKeyRecord\"%\n\x13RevokeApiKeyRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"9\n\x14RevokeApiKeyResponse\x12!\n\x03key\x18\x01 \x01(\x0b\x32\x14.rag.v1.ApiKeyRecord\"\x91\x01\n\x0bUsageRecord\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x0f\n\x07queries\x18\x03 \x01(\x04\x12\x12\n\nllm_tokens\x18\x04 \x01(\x04\x12\x10\n\x08\x63ost_usd\x18\x05 \x01(\x01\x12\x18\n\x10\x65mbedding_tokens\x18\x06 \x01(\x04\x12\x11\n\tdocuments\x18\x07 \x01(\x04\"!\n\x0fGetUsageRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\"t\n\x10GetUsageResponse\x12\"\n\x05today\x18\x01 \x01(\x0b\x32\x13.rag.v1.UsageRecord\x12\'\n\nthis_month\x18\x02 \x01(\x0b\x32\x13.rag.v1.UsageRecord\x12\x13\n\x0blimits_json\x18\x03 \x01(\t\"c\n\x14\x43reateApiKeyResponse\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x1a\n\x04role\x18\x04 \x01(\x0e\x32\x0c.rag.v1.Role\"\xca\x01\n\x0c\x41piKeyRecord\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x12\n\nkey_sha256\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x12\n\nprincipals\x18\x04 \x03(\t\x12\x1a\n\x04role\x18\x05 \x01(\x0e\x32\x0c.rag.v1.Role\x12\x13\n\x0b\x64\x65scription\x18\x06 \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\x07 \x01(\x03\x12\x0f\n\x07revoked\x18\x08 \x01(\x08\x12\x17\n\x0f\x65xpires_unix_ms\x18\t \x01(\x03*N\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_READER\x10\x01\x12\x0f\n\x0bROLE_WRITER\x10\x02\x12\x0e\n\nROLE_ADMIN\x10\x03\x32\xd1\x07\n\x0eGatewayService\x12Q\n\x0eIngestDocument\x12\x1d.rag.v1.IngestDocumentRequest\x1a\x1e.rag.v1.IngestDocumentResponse(\x01\x12\x37\n\x06GetJob\x12\x15.rag.v1.GetJobRequest\x1a\x16.rag.v1.GetJobResponse\x12\x46\n\x0bGetDocument\x12\x1a.rag.v1.GetDocumentRequest\x1a\x1b.rag.v1.GetDocumentResponse\x12L\n\rListDocuments\x12\x1c.rag.v1.ListDocumentsRequest\x1a\x1d.rag.v1.ListDocumentsResponse\x12O\n\x0e\x44\x65leteDocument\x12\x1d.rag.v1.DeleteDocumentRequest\x1a\x1e.rag.v1.DeleteDocumentResponse\x12L\n\rRetryDocument\x12\x1c.rag.v1.RetryDocumentRequest\x1a\x1d.rag.v1.RetryDocumentResponse\x12\x37\n\x06Search\x12\x15.rag.v1.SearchRequest\x1a\x16.rag.v1.SearchResponse\x12\x30\n\x03\x41sk\x12\x12.rag.v1.AskRequest\x1a\x13.rag.v1.AskResponse0\x01\x12\x37\n\x06Replay\x12\x15.rag.v1.ReplayRequest\x1a\x16.rag.v1.ReplayResponse\x12=\n\x08\x46\x65\x65\x64\x62\x61\x63k\x12\x17.rag.v1.FeedbackRequest\x1a\x18.rag.v1.FeedbackResponse\x12I\n\x0c\x43reateApiKey\x12\x1b.rag.v1.CreateApiKeyRequest\x1a\x1c.rag.v1.CreateApiKeyResponse\x12\x46\n\x0bListApiKeys\x12\x1a.rag.v1.ListApiKeysRequest\x1a\x1b.rag.v1.ListApiKeysResponse\x12I\n\x0cRevokeApiKey\x12\x1b.rag.v1.RevokeApiKeyRequest\x1a\x1c.rag.v1.RevokeApiKeyResponse\x12=\n\x08GetUsage\x12\x17.rag.v1.GetUsageRequest\x1a\x18.rag.v1.GetUsageResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOCUMENTHEADER_METADATAENTRY']._loaded_options = None
   _globals['_DOCUMENTHEADER_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=3016
-  _globals['_ROLE']._serialized_end=3094
+  _globals['_ROLE']._serialized_start=3055
+  _globals['_ROLE']._serialized_end=3133
   _globals['_DOCUMENTHEADER']._serialized_start=74
   _globals['_DOCUMENTHEADER']._serialized_end=282
   _globals['_DOCUMENTHEADER_METADATAENTRY']._serialized_start=235
@@ -66,43 +66,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=965
   _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1031
   _globals['_SEARCHREQUEST']._serialized_start=1034
-  _globals['_SEARCHREQUEST']._serialized_end=1184
-  _globals['_SEARCHRESPONSE']._serialized_start=1187
-  _globals['_SEARCHRESPONSE']._serialized_end=1365
-  _globals['_ASKREQUEST']._serialized_start=1368
-  _globals['_ASKREQUEST']._serialized_end=1527
-  _globals['_ASKFINAL']._serialized_start=1530
-  _globals['_ASKFINAL']._serialized_end=1756
-  _globals['_REPLAYREQUEST']._serialized_start=1758
-  _globals['_REPLAYREQUEST']._serialized_end=1791
-  _globals['_REPLAYRESPONSE']._serialized_start=1793
-  _globals['_REPLAYRESPONSE']._serialized_end=1917
-  _globals['_FEEDBACKREQUEST']._serialized_start=1919
-  _globals['_FEEDBACKREQUEST']._serialized_end=1987
-  _globals['_FEEDBACKRESPONSE']._serialized_start=1989
-  _globals['_FEEDBACKRESPONSE']._serialized_end=2007
-  _globals['_ASKRESPONSE']._serialized_start=2009
-  _globals['_ASKRESPONSE']._serialized_end=2083
-  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2085
-  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2212
-  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2214
-  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2250
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2252
-  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2309
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2311
-  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2348
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2350
-  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2407
-  _globals['_USAGERECORD']._serialized_start=2410
-  _globals['_USAGERECORD']._serialized_end=2555
-  _globals['_GETUSAGEREQUEST']._serialized_start=2557
-  _globals['_GETUSAGEREQUEST']._serialized_end=2590
-  _globals['_GETUSAGERESPONSE']._serialized_start=2592
-  _globals['_GETUSAGERESPONSE']._serialized_end=2708
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2710
-  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2809
-  _globals['_APIKEYRECORD']._serialized_start=2812
-  _globals['_APIKEYRECORD']._serialized_end=3014
-  _globals['_GATEWAYSERVICE']._serialized_start=3097
-  _globals['_GATEWAYSERVICE']._serialized_end=4074
+  _globals['_SEARCHREQUEST']._serialized_end=1223
+  _globals['_SEARCHRESPONSE']._serialized_start=1226
+  _globals['_SEARCHRESPONSE']._serialized_end=1404
+  _globals['_ASKREQUEST']._serialized_start=1407
+  _globals['_ASKREQUEST']._serialized_end=1566
+  _globals['_ASKFINAL']._serialized_start=1569
+  _globals['_ASKFINAL']._serialized_end=1795
+  _globals['_REPLAYREQUEST']._serialized_start=1797
+  _globals['_REPLAYREQUEST']._serialized_end=1830
+  _globals['_REPLAYRESPONSE']._serialized_start=1832
+  _globals['_REPLAYRESPONSE']._serialized_end=1956
+  _globals['_FEEDBACKREQUEST']._serialized_start=1958
+  _globals['_FEEDBACKREQUEST']._serialized_end=2026
+  _globals['_FEEDBACKRESPONSE']._serialized_start=2028
+  _globals['_FEEDBACKRESPONSE']._serialized_end=2046
+  _globals['_ASKRESPONSE']._serialized_start=2048
+  _globals['_ASKRESPONSE']._serialized_end=2122
+  _globals['_CREATEAPIKEYREQUEST']._serialized_start=2124
+  _globals['_CREATEAPIKEYREQUEST']._serialized_end=2251
+  _globals['_LISTAPIKEYSREQUEST']._serialized_start=2253
+  _globals['_LISTAPIKEYSREQUEST']._serialized_end=2289
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_start=2291
+  _globals['_LISTAPIKEYSRESPONSE']._serialized_end=2348
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_start=2350
+  _globals['_REVOKEAPIKEYREQUEST']._serialized_end=2387
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_start=2389
+  _globals['_REVOKEAPIKEYRESPONSE']._serialized_end=2446
+  _globals['_USAGERECORD']._serialized_start=2449
+  _globals['_USAGERECORD']._serialized_end=2594
+  _globals['_GETUSAGEREQUEST']._serialized_start=2596
+  _globals['_GETUSAGEREQUEST']._serialized_end=2629
+  _globals['_GETUSAGERESPONSE']._serialized_start=2631
+  _globals['_GETUSAGERESPONSE']._serialized_end=2747
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_start=2749
+  _globals['_CREATEAPIKEYRESPONSE']._serialized_end=2848
+  _globals['_APIKEYRECORD']._serialized_start=2851
+  _globals['_APIKEYRECORD']._serialized_end=3053
+  _globals['_GATEWAYSERVICE']._serialized_start=3136
+  _globals['_GATEWAYSERVICE']._serialized_end=4113
 # @@protoc_insertion_point(module_scope)

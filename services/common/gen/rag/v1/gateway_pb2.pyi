@@ -130,18 +130,20 @@ class DeleteDocumentResponse(_message.Message):
     def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "fusion", "doc_ids", "metadata_filters")
+    __slots__ = ("query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     fusion: _types_pb2.FusionParams
     doc_ids: _containers.RepeatedScalarFieldContainer[str]
     metadata_filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetadataFilter]
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ...) -> None: ...
+    date_range: _types_pb2.DateRange
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion", "index_generation")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rag.v1 import types_pb2 as rag_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/retrieve.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\xbc\x01\n\x0fRetrieveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x30\n\x10metadata_filters\x18\x07 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\"\xb8\x01\n\x10RetrieveResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x02 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x03 \x01(\t\x12$\n\x06\x66usion\x18\x04 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x14\n\x0cquery_tokens\x18\x05 \x01(\r\x12\x18\n\x10index_generation\x18\x06 \x01(\t\"5\n\x13GetIndexInfoRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"\x96\x01\n\x14GetIndexInfoResponse\x12\x17\n\x0findex_watermark\x18\x01 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65nse_points\x18\x03 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x04 \x01(\x04\x12\x18\n\x10index_generation\x18\x05 \x01(\t2\x9b\x01\n\x0fRetrieveService\x12=\n\x08Retrieve\x12\x17.rag.v1.RetrieveRequest\x1a\x18.rag.v1.RetrieveResponse\x12I\n\x0cGetIndexInfo\x12\x1b.rag.v1.GetIndexInfoRequest\x1a\x1c.rag.v1.GetIndexInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/retrieve.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\xe3\x01\n\x0fRetrieveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x30\n\x10metadata_filters\x18\x07 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\x12%\n\ndate_range\x18\x08 \x01(\x0b\x32\x11.rag.v1.DateRange\"\xb8\x01\n\x10RetrieveResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x02 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x03 \x01(\t\x12$\n\x06\x66usion\x18\x04 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x14\n\x0cquery_tokens\x18\x05 \x01(\r\x12\x18\n\x10index_generation\x18\x06 \x01(\t\"5\n\x13GetIndexInfoRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"\x96\x01\n\x14GetIndexInfoResponse\x12\x17\n\x0findex_watermark\x18\x01 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65nse_points\x18\x03 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x04 \x01(\x04\x12\x18\n\x10index_generation\x18\x05 \x01(\t2\x9b\x01\n\x0fRetrieveService\x12=\n\x08Retrieve\x12\x17.rag.v1.RetrieveRequest\x1a\x18.rag.v1.RetrieveResponse\x12I\n\x0cGetIndexInfo\x12\x1b.rag.v1.GetIndexInfoRequest\x1a\x1c.rag.v1.GetIndexInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rag.v1.retrieve_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RETRIEVEREQUEST']._serialized_start=54
-  _globals['_RETRIEVEREQUEST']._serialized_end=242
-  _globals['_RETRIEVERESPONSE']._serialized_start=245
-  _globals['_RETRIEVERESPONSE']._serialized_end=429
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=431
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=484
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=487
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=637
-  _globals['_RETRIEVESERVICE']._serialized_start=640
-  _globals['_RETRIEVESERVICE']._serialized_end=795
+  _globals['_RETRIEVEREQUEST']._serialized_end=281
+  _globals['_RETRIEVERESPONSE']._serialized_start=284
+  _globals['_RETRIEVERESPONSE']._serialized_end=468
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=470
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=523
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=526
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=676
+  _globals['_RETRIEVESERVICE']._serialized_start=679
+  _globals['_RETRIEVESERVICE']._serialized_end=834
 # @@protoc_insertion_point(module_scope)

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RetrieveRequest(_message.Message):
-    __slots__ = ("tenant", "principals", "query", "top_k", "fusion", "doc_ids", "metadata_filters")
+    __slots__ = ("tenant", "principals", "query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class RetrieveRequest(_message.Message):
     FUSION_FIELD_NUMBER: _ClassVar[int]
     DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     principals: _containers.RepeatedScalarFieldContainer[str]
     query: str
@@ -23,7 +24,8 @@ class RetrieveRequest(_message.Message):
     fusion: _types_pb2.FusionParams
     doc_ids: _containers.RepeatedScalarFieldContainer[str]
     metadata_filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetadataFilter]
-    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ...) -> None: ...
+    date_range: _types_pb2.DateRange
+    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
     __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation")

@@ -191,6 +191,14 @@ class Chunk(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     def __init__(self, chunk_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., ordinal: _Optional[int] = ..., text: _Optional[str] = ..., title: _Optional[str] = ..., section: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., chunker_version: _Optional[str] = ..., page_start: _Optional[int] = ..., page_end: _Optional[int] = ..., content_kind: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
+class DateRange(_message.Message):
+    __slots__ = ("start", "end")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    start: str
+    end: str
+    def __init__(self, start: _Optional[str] = ..., end: _Optional[str] = ...) -> None: ...
+
 class MetadataFilter(_message.Message):
     __slots__ = ("key", "any_of")
     KEY_FIELD_NUMBER: _ClassVar[int]
