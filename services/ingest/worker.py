@@ -273,7 +273,8 @@ class IngestWorker:
             CHUNKS.labels(job.tenant).inc(len(batch))
             tokens += response.tokens
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
-            await self.registry.put_job(progress)
+            if progress.chunks_embedded < len(drafts):  # the last batch's progress goes out with INDEXING below
+                await self.registry.put_job(progress)
         await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,

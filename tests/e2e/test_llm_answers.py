@@ -167,3 +167,19 @@ def test_a_short_deadline_ends_a_slow_generation(system, fake, script):
             break
         time.sleep(0.1)
     assert fake.disconnects == before + 1
+
+
+def test_a_completion_cut_at_its_token_limit_is_partial(system, script):
+    script.append("truncate")
+    _, final = system.client().ask("What do red pandas eat?", no_cache=True)
+    assert (final.status, final.abstain_reason) == (S.ANSWER_STATUS_PARTIAL, S.ABSTAIN_REASON_BUDGET_EXCEEDED)
+    assert "bamboo" in final.answer
+
+
+def test_usage_is_counted_when_the_endpoint_reports_none(system, fake, script):
+    script.append("no-usage")
+    _, final = system.client().ask("What do red pandas eat?", no_cache=True)
+    usage = final.manifest.usage
+    assert fake.requests[-1]["body"]["stream_options"] == {"include_usage": True}  # asked for, not sent
+    assert usage.prompt_tokens > 50 and usage.completion_tokens > 3
+    assert usage.cost_usd == pytest.approx((2.0 * usage.prompt_tokens + 8.0 * usage.completion_tokens) / 1e6)
