@@ -52,9 +52,7 @@ class IngestSettings(ServiceSettings):
     chunk_target_tokens: int = Field(200, description="Target chunk size in embedding tokens.")
     chunk_overlap_tokens: int = Field(24, description="Tokens carried over between chunks.")
     max_chunks_per_document: int = Field(20000, description="Chunks one document may produce.")
-    worker_concurrency: int = Field(
-        16, description="Jobs one worker process runs at once (enough to keep the embed service fed)."
-    )
+    worker_concurrency: int = Field(8, description="Jobs one worker process runs at once.")
     max_deliveries: int = Field(5, description="Attempts of a job before it is dead-lettered.")
     embed_batch_size: int = Field(64, description="Chunks per Embed call and per index event.")
     job_ack_wait_seconds: float = Field(60.0, description="A job not acked or extended for this long is redelivered.")
