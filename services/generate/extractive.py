@@ -6,7 +6,7 @@ It needs no LLM and cannot invent: every answer sentence is a sentence of a cite
 from dataclasses import dataclass, field
 
 from rag.v1 import types_pb2
-from services.generate.text import content_terms, sentence_spans
+from services.generate.text import citation, content_terms, sentence_spans
 
 PROVIDER = "extractive"
 TEMPLATE_VERSION = "extractive-v1"
@@ -66,17 +66,7 @@ def extract_answer(
     pieces, citations, position = [], [], 0
     for _, _, number, hit, sentence in chosen:
         piece = f"{sentence} [{number}]" + (" " if len(pieces) < len(chosen) - 1 else "")
-        citations.append(
-            types_pb2.Citation(
-                source_number=number,
-                chunk_id=hit.chunk.chunk_id,
-                doc_id=hit.chunk.doc_id,
-                score=hit.score,
-                answer_start=position,
-                answer_end=position + len(sentence),
-                quote=sentence,
-            )
-        )
+        citations.append(citation(number, hit, position, position + len(sentence), sentence))
         pieces.append(piece)
         position += len(piece)
     best_overlap = chosen[0][1]

@@ -10,6 +10,7 @@ from services.generate.chat_completions import ChatCompletions, Delta, Finished,
 from services.generate.citations import split_citations, with_markers
 from services.generate.grounding import Embed, Grounder, SentenceGate
 from services.generate.prompt import ABSTAIN_MARKER, build_prompt
+from services.generate.text import citation
 
 S = types_pb2
 
@@ -124,17 +125,7 @@ class LlmAnswerer:
             start = len(outcome.text) + (1 if outcome.text else 0)
             for number in judgement.numbers:
                 hit = by_number[number].hit
-                outcome.citations.append(
-                    types_pb2.Citation(
-                        source_number=number,
-                        chunk_id=hit.chunk.chunk_id,
-                        doc_id=hit.chunk.doc_id,
-                        score=hit.score,
-                        answer_start=start,
-                        answer_end=start + len(marked),
-                        quote=judgement.quote,
-                    )
-                )
+                outcome.citations.append(citation(number, hit, start, start + len(marked), judgement.quote))
             outcome.text += piece
             return piece
 

@@ -2,6 +2,8 @@
 
 import re
 
+from rag.v1 import types_pb2
+
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 # A period after these is not a sentence end.
 ABBREVIATION = re.compile(r"(?:\b(?:e\.g|i\.e|etc|vs|mr|mrs|ms|dr|prof|st|no|fig|approx|cf)|\b[a-z])\.$", re.I)
@@ -45,3 +47,16 @@ def stem(word: str) -> str:
 
 def content_terms(text: str) -> set[str]:
     return {stem(w) for w in (m.group().lower() for m in WORD.finditer(text)) if w not in STOPWORDS}
+
+
+def citation(number: int, hit: types_pb2.Hit, start: int, end: int, quote: str) -> types_pb2.Citation:
+    """Source `number` (a retrieved hit) cited by the answer text in [start, end)."""
+    return types_pb2.Citation(
+        source_number=number,
+        chunk_id=hit.chunk.chunk_id,
+        doc_id=hit.chunk.doc_id,
+        score=hit.score,
+        answer_start=start,
+        answer_end=end,
+        quote=quote,
+    )

@@ -27,6 +27,11 @@ def parse_date(value: str, end_of_day: bool = False) -> int | None:
     return int(moment.timestamp())
 
 
+def document_date(metadata) -> int | None:
+    """A document's date for range filters: its `date` metadata value, if that is a valid date."""
+    return parse_date(metadata.get(DATE_KEY, ""))
+
+
 @dataclass(frozen=True)
 class SearchScope:
     """Who is searching and over what: tenant is mandatory, ACL always applied."""
@@ -80,7 +85,7 @@ def chunk_fields(chunk: types_pb2.Chunk) -> dict:
         "content_kind": chunk.content_kind,
         "meta": dict(chunk.metadata),
     }
-    moment = parse_date(chunk.metadata.get(DATE_KEY, ""))
+    moment = document_date(chunk.metadata)
     if moment is not None:
         fields["date"] = moment
     return fields

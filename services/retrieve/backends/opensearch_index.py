@@ -8,13 +8,12 @@ from opensearchpy import OpenSearch, helpers
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
-    DATE_KEY,
     PUBLIC,
     EngineHit,
     SearchScope,
     chunk_fields,
+    document_date,
     fields_chunk,
-    parse_date,
 )
 
 KEYWORD = {"type": "keyword"}
@@ -74,7 +73,7 @@ class OpenSearchIndex:
             "title": title,
             "acl": acl or [PUBLIC],
             "meta": metadata,
-            "date": parse_date(metadata.get(DATE_KEY, "")),
+            "date": document_date(metadata),
         }
         script = {"source": SET_FIELDS, "params": params}
         body = {"query": {"bool": {"filter": [self._doc(tenant, doc_id)]}}, "script": script}

@@ -6,13 +6,12 @@ import qdrant_edge as qe
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
-    DATE_KEY,
     PUBLIC,
     EngineHit,
     SearchScope,
     chunk_fields,
+    document_date,
     fields_chunk,
-    parse_date,
 )
 
 # Filters on unindexed payload fields scan every point.
@@ -58,7 +57,7 @@ class QdrantEdgeIndex:
                     "title": title,
                     "acl": acl or [PUBLIC],
                     "meta": metadata,
-                    "date": parse_date(metadata.get(DATE_KEY, "")),
+                    "date": document_date(metadata),
                 },
             )
         )

@@ -5,13 +5,12 @@ from qdrant_client import QdrantClient, models
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
-    DATE_KEY,
     PUBLIC,
     EngineHit,
     SearchScope,
     chunk_fields,
+    document_date,
     fields_chunk,
-    parse_date,
 )
 
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
@@ -75,7 +74,7 @@ class QdrantServerIndex:
             "title": title,
             "acl": acl or [PUBLIC],
             "meta": metadata,
-            "date": parse_date(metadata.get(DATE_KEY, "")),
+            "date": document_date(metadata),
         }
         self.client.set_payload(self.collection, payload, points=doc, wait=True)
 
