@@ -1,11 +1,13 @@
-"""Shared test helpers: free ports, a real nats-server, the real tokenizer."""
+"""Shared test helpers: free ports, a real nats-server, the real embed service in-process."""
 
+import asyncio
 import random
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -61,3 +63,34 @@ class NatsServer:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+
+
+@asynccontextmanager
+async def embed_service(**settings):
+    """The real embed service (real ONNX model) serving on a free port; yields its address."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from services.common.config import EmbedSettings
+    from services.common.server import serve
+    from services.embed.server import EmbedService
+
+    port = free_port_block(1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(EmbedService(EmbedSettings(grpc_port=port, **settings)), stop))
+    addr = f"127.0.0.1:{port}"
+    try:
+        async with grpc.aio.insecure_channel(addr) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            for _ in range(600):
+                try:
+                    reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        break
+                except grpc.aio.AioRpcError:
+                    pass
+                await asyncio.sleep(0.1)
+        yield addr
+    finally:
+        stop.set()
+        await task

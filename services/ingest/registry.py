@@ -9,6 +9,8 @@ from nats.js.kv import KeyValue
 from rag.v1 import types_pb2
 from services.common.ids import doc_key
 
+FINISHED_JOBS = frozenset({types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED})
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -75,18 +77,30 @@ class Registry:
             return None
         return types_pb2.JobRecord.FromString(entry.value) if entry.value else None
 
-    async def put_job(self, job: types_pb2.JobRecord) -> None:
+    async def create_job(self, job: types_pb2.JobRecord) -> None:
         job.updated_unix_ms = now_ms()
         await self.jobs.put(job.job_id, job.SerializeToString())
 
-    async def update_job(self, job_id: str, **fields) -> types_pb2.JobRecord | None:
-        job = await self.get_job(job_id)
-        if job is None:
-            return None
-        for name, value in fields.items():
-            setattr(job, name, value)
-        await self.put_job(job)
-        return job
+    async def update_job(self, job_id: str, **fields) -> bool:
+        """Set fields on a job record by compare-and-set. A finished job stays finished: a late
+        write from a redelivered copy of the job must not turn `done` back into `indexing`.
+        False when there is no such job or it has finished."""
+        while True:
+            try:
+                entry = await self.jobs.get(job_id)
+            except KeyNotFoundError:
+                return False
+            job = types_pb2.JobRecord.FromString(entry.value)
+            if job.status in FINISHED_JOBS:
+                return False
+            for name, value in fields.items():
+                setattr(job, name, value)
+            job.updated_unix_ms = now_ms()
+            try:
+                await self.jobs.update(job_id, job.SerializeToString(), last=entry.revision)
+                return True
+            except KeyWrongLastSequenceError:
+                continue
 
 
 def version_entry(record: types_pb2.DocumentRecord, version: int) -> types_pb2.DocumentVersion | None:

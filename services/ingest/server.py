@@ -183,7 +183,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
     async def _enqueue(
         self, record: types_pb2.DocumentRecord, version: int, digest: str, job_id: str, retry: bool = False
     ) -> None:
-        await self.registry.put_job(
+        await self.registry.create_job(
             types_pb2.JobRecord(
                 job_id=job_id,
                 tenant=record.tenant,

@@ -27,7 +27,7 @@ from services.common.usage import UsageStore
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
 from services.ingest.parsers import parse
-from services.ingest.registry import Registry, version_entry
+from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
 from services.ingest.scheduler import FairJobQueue
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,11 @@ EMBED_TOKENS = Counter("ragmesh_ingest_embedding_tokens_total", "Embedding token
 
 class Superseded(Exception):
     """A newer version (or a delete) arrived while this job waited: its work is moot."""
+
+
+class AlreadyFinished(Exception):
+    """Another delivery of this job finished it (at-least-once delivery: a job can be redelivered
+    while its first delivery is still being worked on)."""
 
 
 class IngestWorker:
@@ -117,6 +122,10 @@ class IngestWorker:
                 await self.process(job, attempt)
                 await msg.ack()
                 JOBS.labels("indexing").inc()
+            except AlreadyFinished:
+                log.info("job already finished by another delivery", extra={"fields": {"job_id": job.job_id}})
+                await msg.ack()
+                JOBS.labels("duplicate").inc()
             except Superseded as exc:
                 await self.registry.update_job(job.job_id, status=types_pb2.JOB_STATUS_DONE, error=str(exc))
                 await msg.ack()
@@ -153,18 +162,23 @@ class IngestWorker:
         log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
 
     async def _advance(self, job: events_pb2.IngestJob, status: int, chunk_count: int | None = None):
-        """Move the document's current version to `status`; Superseded if it is no longer current."""
-        outcome: dict[str, str] = {}
+        """Move the document's current version to `status`; Superseded if it is no longer current,
+        AlreadyFinished if it is indexed already."""
+        outcome: list[Exception] = []
 
         def change(record):
             if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
-                outcome["superseded"] = "the document was deleted"
+                outcome.append(Superseded("the document was deleted"))
                 return None
             if record.current_version != job.version:
-                outcome["superseded"] = f"superseded by version {record.current_version}"
+                outcome.append(Superseded(f"superseded by version {record.current_version}"))
                 return None
-            record.status = status
             entry = version_entry(record, job.version)
+            if entry is not None and entry.status == types_pb2.DOCUMENT_STATUS_INDEXED:
+                if record.indexed_version >= job.version:
+                    outcome.append(AlreadyFinished())
+                    return None
+            record.status = status
             if entry is not None:
                 entry.status = status
                 if chunk_count is not None:
@@ -173,8 +187,13 @@ class IngestWorker:
 
         record = await self.registry.mutate(job.tenant, job.doc_id, change)
         if outcome:
-            raise Superseded(outcome["superseded"])
+            raise outcome[0]
         return record
+
+    async def _report(self, job_id: str, **fields) -> None:
+        """Write the job's progress; AlreadyFinished when another delivery finished it."""
+        if not await self.registry.update_job(job_id, **fields):
+            raise AlreadyFinished()
 
     async def _chunks(self, job: events_pb2.IngestJob, attempt: int) -> tuple[str, list[str], list[ChunkDraft]]:
         """Parsed and chunked once per content and chunker settings, kept beside the raw bytes when
@@ -205,23 +224,24 @@ class IngestWorker:
         return parsed.title, parsed.warnings, drafts
 
     async def process(self, job: events_pb2.IngestJob, attempt: int = 1) -> None:
+        progress = await self.registry.get_job(job.job_id)
+        if progress is None:  # its record was lost: start a new one
+            progress = types_pb2.JobRecord(
+                job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version, created_unix_ms=now_ms()
+            )
+            await self.registry.create_job(progress)
+        elif progress.status in FINISHED_JOBS:
+            raise AlreadyFinished()
         record = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
-        # This worker owns the job record while it holds the message: read it once, then only write.
-        progress = await self.registry.get_job(job.job_id) or types_pb2.JobRecord(
-            job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version
-        )
         parsed_title, warnings, drafts = await self._chunks(job, attempt)
         s = self.settings
         # Resume after the last batch whose index event was published.
         done = progress.chunks_embedded if progress.chunks_total == len(drafts) else 0
         if done:
             log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        progress.status, progress.chunks_total, progress.chunks_embedded = (
-            types_pb2.JOB_STATUS_RUNNING,
-            len(drafts),
-            done,
+        await self._report(
+            job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=len(drafts), chunks_embedded=done
         )
-        await self.registry.put_job(progress)
         if warnings:
             await self._set_warnings(job, warnings)
         title = record.title or parsed_title
@@ -269,12 +289,12 @@ class IngestWorker:
                 upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
             )
             await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
-            progress.chunks_embedded = start + len(batch)
+            embedded = start + len(batch)
             CHUNKS.labels(job.tenant).inc(len(batch))
             tokens += response.tokens
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
-            if progress.chunks_embedded < len(drafts):  # the last batch's progress goes out with INDEXING below
-                await self.registry.put_job(progress)
+            if embedded < len(drafts):  # the last batch's progress goes out with INDEXING below
+                await self._report(job.job_id, chunks_embedded=embedded)
         await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,
@@ -286,8 +306,7 @@ class IngestWorker:
         if self.usage is not None and tokens:
             await self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
         # Before the activation goes out: retrieve may mark the job done right after it.
-        progress.status = types_pb2.JOB_STATUS_INDEXING
-        await self.registry.put_job(progress)
+        await self._report(job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=len(drafts))
         await natsio.publish(self.js, subject, activate.SerializeToString(), msg_id=f"{base_id}/activate")
 
     async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:
@@ -321,6 +340,8 @@ async def mark_failed(registry: Registry, tenant: str, doc_id: str, version: int
         if record is None:
             return None
         entry = version_entry(record, version)
+        if entry is not None and entry.status == types_pb2.DOCUMENT_STATUS_INDEXED:
+            return None  # another delivery of the job indexed it
         if entry is not None:
             entry.status = types_pb2.DOCUMENT_STATUS_FAILED
             entry.error = reason

@@ -86,6 +86,7 @@ class Client:
 
     def wait(self, job_id: str, timeout: float = 120) -> types_pb2.JobRecord:
         deadline = time.monotonic() + timeout
+        job = None
         while time.monotonic() < deadline:
             try:
                 job = self.stub.GetJob(gateway_pb2.GetJobRequest(job_id=job_id), metadata=self.metadata, timeout=10).job
@@ -97,7 +98,7 @@ class Client:
             if job.status in TERMINAL:
                 return job
             time.sleep(0.1)
-        raise TimeoutError(f"job {job_id} not finished")
+        raise TimeoutError(f"job {job_id} not finished: {job}")
 
     def ingest_and_wait(self, doc_id: str, content: bytes, **header) -> types_pb2.JobRecord:
         return self.wait(self.ingest(doc_id, content, **header).job_id)

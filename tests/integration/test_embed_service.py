@@ -5,38 +5,18 @@ import asyncio
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import free_port_block
+from helpers import embed_service
 
 from rag.v1 import embed_pb2, embed_pb2_grpc
-from services.common.config import EmbedSettings
-from services.common.server import serve
 from services.embed.batcher import CACHE_REQUESTS
-from services.embed.server import EmbedService
 
 LONG = "Quantum chromodynamics describes how quarks and gluons bind into protons and neutrons. " * 12
 
 
 @pytest.fixture(scope="module")
 async def embed_addr():
-    port = free_port_block(1)
-    settings = EmbedSettings(grpc_port=port, queue_limit=300, max_texts_per_request=300, max_chars_per_text=5000)
-    stop = asyncio.Event()
-    task = asyncio.create_task(serve(EmbedService(settings), stop))
-    addr = f"127.0.0.1:{port}"
-    async with grpc.aio.insecure_channel(addr) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for _ in range(600):
-            try:
-                reply = await health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.aio.AioRpcError:
-                pass
-            await asyncio.sleep(0.1)
-    yield addr
-    stop.set()
-    await task
+    async with embed_service(queue_limit=300, max_texts_per_request=300, max_chars_per_text=5000) as addr:
+        yield addr
 
 
 async def test_vectors_and_model_id(embed_addr):

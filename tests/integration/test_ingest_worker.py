@@ -1,0 +1,112 @@
+"""The ingest worker against a real nats-server and the real embed service: at-least-once delivery
+means a job can arrive twice, even while its first delivery is still being worked on."""
+
+import asyncio
+
+import grpc
+import pytest
+from helpers import embed_service
+
+from rag.v1 import embed_pb2_grpc, events_pb2, types_pb2
+from services.common import natsio
+from services.common.config import IngestSettings
+from services.ingest.events import LifecycleFollower
+from services.ingest.registry import Registry
+from services.ingest.worker import AlreadyFinished, IngestWorker, mark_failed
+
+TENANT, DOC = "t1", "notes.txt"
+TEXT = b"\n\n".join(f"Paragraph {i} says the river froze on day {i} of the winter survey.".encode() for i in range(12))
+
+
+@pytest.fixture(scope="module")
+async def embed_addr():
+    async with embed_service() as addr:
+        yield addr
+
+
+@pytest.fixture
+async def setup(nats_server, embed_addr, count_tokens):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    registry = Registry(await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
+    objects = await js.object_store(natsio.OBJECTS_RAW)
+    await objects.put("raw/notes", TEXT)
+    await registry.mutate(
+        TENANT,
+        DOC,
+        lambda _: types_pb2.DocumentRecord(
+            tenant=TENANT,
+            doc_id=DOC,
+            current_version=1,
+            status=types_pb2.DOCUMENT_STATUS_QUEUED,
+            versions=[types_pb2.DocumentVersion(version=1, status=types_pb2.DOCUMENT_STATUS_QUEUED, job_id="j1")],
+        ),
+    )
+    await registry.create_job(
+        types_pb2.JobRecord(job_id="j1", tenant=TENANT, doc_id=DOC, version=1, status=types_pb2.JOB_STATUS_QUEUED)
+    )
+    async with grpc.aio.insecure_channel(embed_addr) as channel:
+        settings = IngestSettings(embed_batch_size=4, chunk_target_tokens=32, chunk_overlap_tokens=0)
+        worker = IngestWorker(js, registry, objects, embed_pb2_grpc.EmbedServiceStub(channel), settings, count_tokens)
+        yield js, registry, worker
+    await natsio.close(nc)
+
+
+JOB = events_pb2.IngestJob(
+    job_id="j1", tenant=TENANT, doc_id=DOC, version=1, object_name="raw/notes", content_type="text/plain"
+)
+
+
+async def announce_indexed(js, registry, chunk_count: int) -> None:
+    """What retrieve's DocumentIndexed event does to the registry once the activation is applied."""
+    event = events_pb2.DocumentIndexed(tenant=TENANT, doc_id=DOC, version=1, job_id="j1", chunk_count=chunk_count)
+    await LifecycleFollower(js, registry).apply(f"rag.events.indexed.{TENANT}", event.SerializeToString())
+
+
+async def test_a_redelivered_finished_job_changes_nothing(setup):
+    js, registry, worker = setup
+    await worker.process(JOB)
+    job = await registry.get_job("j1")
+    assert job.status == types_pb2.JOB_STATUS_INDEXING and job.chunks_embedded == job.chunks_total > 4
+    await announce_indexed(js, registry, job.chunks_total)
+
+    with pytest.raises(AlreadyFinished):
+        await worker.process(JOB, attempt=2)
+    assert (await registry.get_job("j1")).status == types_pb2.JOB_STATUS_DONE
+    record, _ = await registry.get(TENANT, DOC)
+    assert record.status == types_pb2.DOCUMENT_STATUS_INDEXED and record.indexed_version == 1
+
+
+async def test_a_late_write_from_a_second_delivery_does_not_reopen_a_finished_job(setup):
+    js, registry, worker = setup
+    await worker.process(JOB)
+    # The second delivery read the job while the first was still running, then fell behind it.
+    assert await registry.update_job("j1", chunks_embedded=1)
+    await announce_indexed(js, registry, (await registry.get_job("j1")).chunks_total)
+
+    assert not await registry.update_job("j1", status=types_pb2.JOB_STATUS_INDEXING)
+    with pytest.raises(AlreadyFinished):
+        await worker._report("j1", status=types_pb2.JOB_STATUS_RUNNING)
+    await mark_failed(registry, TENANT, DOC, 1, "j1", "gave up after 5 attempts")
+    assert (await registry.get_job("j1")).status == types_pb2.JOB_STATUS_DONE
+    record, _ = await registry.get(TENANT, DOC)
+    assert record.status == types_pb2.DOCUMENT_STATUS_INDEXED and not record.versions[0].error
+
+
+async def test_concurrent_job_updates_lose_no_field(setup):
+    _, registry, _ = setup
+    await asyncio.gather(
+        registry.update_job("j1", chunks_total=7),
+        registry.update_job("j1", chunks_embedded=3),
+        registry.update_job("j1", status=types_pb2.JOB_STATUS_RUNNING),
+        registry.update_job("j1", error="slow parse"),
+    )
+    job = await registry.get_job("j1")
+    assert (job.chunks_total, job.chunks_embedded, job.status, job.error) == (
+        7,
+        3,
+        types_pb2.JOB_STATUS_RUNNING,
+        "slow parse",
+    )
+    assert not await registry.update_job("no-such-job", status=types_pb2.JOB_STATUS_DONE)
