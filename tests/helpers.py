@@ -66,18 +66,15 @@ class NatsServer:
 
 
 @asynccontextmanager
-async def embed_service(**settings):
-    """The real embed service (real ONNX model) serving on a free port; yields its address."""
+async def serving(service, port: int):
+    """A ragmesh service's gRPC server in this process, once its health check says SERVING."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from services.common.config import EmbedSettings
     from services.common.server import serve
-    from services.embed.server import EmbedService
 
-    port = free_port_block(1)
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(EmbedService(EmbedSettings(grpc_port=port, **settings)), stop))
+    task = asyncio.create_task(serve(service, stop))
     addr = f"127.0.0.1:{port}"
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
@@ -89,8 +86,21 @@ async def embed_service(**settings):
                         break
                 except grpc.aio.AioRpcError:
                     pass
+                if task.done():
+                    task.result()  # the service failed to start: say why
                 await asyncio.sleep(0.1)
         yield addr
     finally:
         stop.set()
         await task
+
+
+@asynccontextmanager
+async def embed_service(**settings):
+    """The real embed service (real ONNX model) serving on a free port; yields its address."""
+    from services.common.config import EmbedSettings
+    from services.embed.server import EmbedService
+
+    port = free_port_block(1)
+    async with serving(EmbedService(EmbedSettings(grpc_port=port, **settings)), port) as addr:
+        yield addr

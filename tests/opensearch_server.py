@@ -1,5 +1,5 @@
 """A local server speaking the OpenSearch REST protocol for what the lexical adapter uses: index
-create/exists, _bulk, _refresh (writes are invisible until then, as in OpenSearch), _search with
+create/exists/delete, _bulk, _refresh (writes are invisible until then, as in OpenSearch), _search with
 bool/term/terms/multi_match (BM25 over text fields), _count, _delete_by_query and _update_by_query
 with `ctx._source.X = params.Y` scripts."""
 
@@ -144,6 +144,9 @@ class OpenSearchServer:
                     return 400, {"error": {"type": "resource_already_exists_exception"}, "status": 400}
                 self.indexes[name] = Index(json.loads(raw or "{}"))
                 return 200, {"acknowledged": True, "index": name}
+            if method == "DELETE" and (index or query.get("ignore_unavailable") == ["true"]):
+                self.indexes.pop(name, None)
+                return 200, {"acknowledged": True}
         if index is None:
             return 404, {"error": {"type": "index_not_found_exception", "index": name}, "status": 404}
         body = json.loads(raw or "{}")

@@ -99,7 +99,8 @@ def fusion_with_cap(fusion: types_pb2.FusionParams) -> types_pb2.FusionParams:
     return capped
 
 
-def evaluate(client: Client, dataset: Dataset, modes: list[str]) -> dict:
+def evaluate(client: Client, dataset: Dataset, modes: list[str], generation: int = 0) -> dict:
+    """Metrics per mode over every judged query, searched in index `generation` (0 = the active one)."""
     report = {
         "dataset": dataset.name,
         "queries": len(dataset.queries),
@@ -109,7 +110,7 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str]) -> dict:
         "modes": {},
     }
     for mode in modes:
-        run, latencies, last = search_all(client, dataset, MODES[mode])
+        run, latencies, last = search_all(client, dataset, MODES[mode], generation)
         metrics = scores(dataset.qrels, run)
         metrics["latency_ms"] = {
             p: round(float(np.percentile(latencies, int(p[1:]))), 2) for p in ("p50", "p95", "p99")
@@ -126,13 +127,14 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str]) -> dict:
     return report
 
 
-def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams):
+def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams, generation: int = 0):
     """Run every query; the run (doc -> score, per query), latencies in ms, and the last response."""
     run, latencies, last = {}, [], None
     request_fusion = fusion_with_cap(fusion)
     for qid, text in dataset.queries.items():
         last, took_ms = client.call_timed(
-            "Search", gateway_pb2.SearchRequest(query=text, top_k=DEPTH, fusion=request_fusion)
+            "Search",
+            gateway_pb2.SearchRequest(query=text, top_k=DEPTH, fusion=request_fusion, generation=generation),
         )
         latencies.append(took_ms)
         ranking: dict[str, float] = {}
@@ -140,6 +142,19 @@ def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams)
             ranking.setdefault(hit.chunk.doc_id, float(DEPTH - rank))
         run[qid] = ranking
     return run, latencies, last
+
+
+def promotion_verdict(active: dict, candidate: dict, tolerance: float, metric: str = "ndcg@10") -> tuple[bool, str]:
+    """Whether the candidate generation may replace the active one: in no evaluated mode may it be
+    worse than the active by more than `tolerance`. The reason is kept on the index pointer."""
+    lines, ok = [], True
+    for mode, scores_active in active["modes"].items():
+        was, now = scores_active[metric], candidate["modes"][mode][metric]
+        worse = now < was - tolerance
+        ok = ok and not worse
+        lines.append(f"{mode} {metric} {now:.4f} vs {was:.4f}{' (worse)' if worse else ''}")
+    verdict = "promote" if ok else "refused"
+    return ok, f"{verdict} on {active['dataset']}: " + "; ".join(lines) + f"; tolerance {tolerance}"
 
 
 def markdown(report: dict) -> str:

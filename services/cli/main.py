@@ -14,27 +14,19 @@ from google.protobuf.json_format import MessageToDict
 
 from rag.v1 import gateway_pb2, types_pb2
 from services.cli.client import Client, client_for, tenant_key
+from services.cli.index import index_app
 from services.cli.local import DEFAULT_PORT_BASE, data_dir
+from services.cli.options import DataDir, JsonOut, emit, fail
 
 app = typer.Typer(help="ragmesh: retrieval-augmented generation as gRPC services.", no_args_is_help=True)
 docs_app = typer.Typer(help="Documents in the registry.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 app.add_typer(docs_app, name="docs")
 app.add_typer(keys_app, name="keys")
+app.add_typer(index_app, name="index")
 
-DataDir = typer.Option(None, "--data-dir", help="State folder of `ragmesh up` (env RAGMESH_DATA_DIR).")
-JsonOut = typer.Option(False, "--json", help="One JSON object on stdout, for scripts.")
 TenantOpt = typer.Option(None, "--tenant", help="Act for this tenant (uses the admin key of `ragmesh up`).")
 TERMINAL_JOBS = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED}
-
-
-def fail(exc: grpc.RpcError) -> None:
-    typer.echo(f"error: {exc.code().name}: {exc.details()}", err=True)
-    raise typer.Exit(2)
-
-
-def emit(obj) -> None:
-    typer.echo(json.dumps(obj, indent=None, sort_keys=False))
 
 
 def status_name(enum, value: int, prefix: str) -> str:

@@ -70,6 +70,9 @@ class RetrieveSettings(ServiceSettings):
     max_per_document: int = Field(0, description="Default cap of chunks per document in results; 0 = none.")
     max_top_k: int = Field(100, description="Largest top_k a caller may ask for.")
     consumer_name: str = Field("retrieve", description="Durable index-stream consumer of this replica.")
+    generation_poll_seconds: float = Field(
+        1.0, gt=0, description="How often a replica reads the shared index-generation pointer."
+    )
     dense_url: str = Field("", description="Qdrant server URL (http://qdrant:6333); empty: embedded Qdrant Edge.")
     dense_api_key: str = Field("", description="Qdrant API key (from a Secret).")
     dense_collection: str = Field("ragmesh_chunks", description="Qdrant collection.")

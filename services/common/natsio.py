@@ -72,6 +72,7 @@ KV_DOCS = "rag_docs"
 KV_JOBS = "rag_jobs"
 KV_KEYS = "rag_keys"
 KV_USAGE = "rag_usage"
+KV_INDEX = "rag_index"  # which index generation serves (key "pointer"), shared by every retrieve replica
 KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
 OBJECTS_RAW = "rag_raw"
 
@@ -117,7 +118,7 @@ async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
     safe to call from every service at start."""
     for config in STREAMS:
         await ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
-    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1)):
+    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16)):
         await js.create_key_value(
             KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
         )

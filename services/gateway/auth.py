@@ -28,6 +28,11 @@ METHOD_ROLES = {
     "GetUsage": gateway_pb2.ROLE_READER,
     "Replay": gateway_pb2.ROLE_READER,
     "Feedback": gateway_pb2.ROLE_READER,
+    "ListIndexGenerations": gateway_pb2.ROLE_ADMIN,
+    "RebuildIndex": gateway_pb2.ROLE_ADMIN,
+    "PromoteIndex": gateway_pb2.ROLE_ADMIN,
+    "RollbackIndex": gateway_pb2.ROLE_ADMIN,
+    "DropIndexGeneration": gateway_pb2.ROLE_ADMIN,
 }
 
 

@@ -259,7 +259,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
     # -- search and answers --------------------------------------------------------------------
 
     def _retrieve_request(
-        self, caller, query: str, top_k: int, fusion, doc_ids=(), metadata_filters=(), date_range=None
+        self, caller, query: str, top_k: int, fusion, doc_ids=(), metadata_filters=(), date_range=None, generation=0
     ) -> retrieve_pb2.RetrieveRequest:
         return retrieve_pb2.RetrieveRequest(
             tenant=caller.tenant,
@@ -270,6 +270,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             doc_ids=list(doc_ids),
             metadata_filters=list(metadata_filters),
             date_range=date_range,
+            generation=generation,
         )
 
     async def Search(self, request, context):
@@ -289,6 +290,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                     request.doc_ids,
                     request.metadata_filters,
                     request.date_range,
+                    request.generation,
                 ),
             )
         finally:
@@ -302,6 +304,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             index_watermark=response.index_watermark,
             embedding_model_id=response.embedding_model_id,
             index_generation=response.index_generation,
+            generation=response.generation,
             fusion=response.fusion,
         )
 
@@ -547,6 +550,38 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no API key {request.key_id!r}")
         record.key_sha256 = ""
         return gateway_pb2.RevokeApiKeyResponse(key=record)
+
+    # -- index generations ---------------------------------------------------------------------
+
+    async def ListIndexGenerations(self, request, context):
+        await self._caller(context, "ListIndexGenerations")
+        reply = await self._call(context, self.retrieve.ListGenerations, retrieve_pb2.ListGenerationsRequest())
+        return gateway_pb2.ListIndexGenerationsResponse(generations=reply.generations, pointer=reply.pointer)
+
+    async def RebuildIndex(self, request, context):
+        await self._caller(context, "RebuildIndex")
+        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason)
+        reply = await self._call(context, self.retrieve.CreateGeneration, asked)
+        return gateway_pb2.RebuildIndexResponse(generation=reply.generation)
+
+    async def PromoteIndex(self, request, context):
+        await self._caller(context, "PromoteIndex")
+        asked = retrieve_pb2.PromoteGenerationRequest(
+            number=request.number, expected_active=request.expected_active, note=request.note
+        )
+        reply = await self._call(context, self.retrieve.PromoteGeneration, asked)
+        return gateway_pb2.PromoteIndexResponse(pointer=reply.pointer)
+
+    async def RollbackIndex(self, request, context):
+        await self._caller(context, "RollbackIndex")
+        reply = await self._call(context, self.retrieve.RollbackGeneration, retrieve_pb2.RollbackGenerationRequest())
+        return gateway_pb2.RollbackIndexResponse(pointer=reply.pointer)
+
+    async def DropIndexGeneration(self, request, context):
+        await self._caller(context, "DropIndexGeneration")
+        asked = retrieve_pb2.DropGenerationRequest(number=request.number)
+        reply = await self._call(context, self.retrieve.DropGeneration, asked)
+        return gateway_pb2.DropIndexGenerationResponse(pointer=reply.pointer)
 
     async def GetUsage(self, request, context):
         caller = await self._caller(context, "GetUsage")

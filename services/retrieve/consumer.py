@@ -17,9 +17,9 @@ from services.retrieve.state import IndexState
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
 
-INDEX_POINTS = Gauge("ragmesh_index_points", "Chunks in each engine.", ["engine"])
-WATERMARK = Gauge("ragmesh_index_watermark", "Last index-stream sequence applied to both engines.")
-WATERMARK_LAG = Gauge("ragmesh_index_watermark_lag", "Index events in the stream not applied yet.")
+INDEX_POINTS = Gauge("ragmesh_index_points", "Chunks in each engine.", ["engine", "generation"])
+WATERMARK = Gauge("ragmesh_index_watermark", "Last index-stream sequence applied to both engines.", ["generation"])
+WATERMARK_LAG = Gauge("ragmesh_index_watermark_lag", "Index events in the stream not applied yet.", ["generation"])
 APPLIED = Counter("ragmesh_index_events_applied_total", "Index events applied, by operation.", ["op"])
 
 
@@ -32,9 +32,13 @@ class IndexConsumer:
         state: IndexState,
         durable: str,
         batch: int = 128,
+        replay_until: int = 0,
     ) -> None:
         self.js, self.dense, self.lexical, self.state = js, dense, lexical, state
         self.durable, self.batch = durable, batch
+        # A new generation replaying the stream up to here must not announce documents as newly
+        # indexed; from there on every generation announces (the event ids collapse the repeats).
+        self.replay_until = replay_until
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -86,10 +90,11 @@ class IndexConsumer:
         """Index size and how far the watermark trails the stream, for dashboards and alerts."""
         try:
             last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
-            WATERMARK.set(self.state.watermark)
-            WATERMARK_LAG.set(max(0, last - self.state.watermark))
-            INDEX_POINTS.labels("dense").set(await asyncio.to_thread(self.dense.count))
-            INDEX_POINTS.labels("lexical").set(await asyncio.to_thread(self.lexical.count))
+            generation = str(self.state.number)
+            WATERMARK.labels(generation).set(self.state.watermark)
+            WATERMARK_LAG.labels(generation).set(max(0, last - self.state.watermark))
+            INDEX_POINTS.labels("dense", generation).set(await asyncio.to_thread(self.dense.count))
+            INDEX_POINTS.labels("lexical", generation).set(await asyncio.to_thread(self.lexical.count))
         except Exception:
             log.debug("index metrics not refreshed", exc_info=True)
 
@@ -111,6 +116,8 @@ class IndexConsumer:
             span.set_attribute("rag.index.watermark", watermark)
             # Lifecycle events go out before the acks: if either fails the batch is redelivered and
             # re-applied (a no-op), and the events' ids collapse the repeats.
+            indexed = [(m, e) for m, e in indexed if m.metadata.sequence.stream > self.replay_until]
+            failed = [e for m, e in failed if m.metadata.sequence.stream > self.replay_until]
             for msg, event in indexed:
                 event.index_watermark = watermark
                 # Published in the trace of that document's own ingestion, whatever the batch held.
@@ -129,7 +136,7 @@ class IndexConsumer:
     def _apply_engines(self, events):
         changes: dict[tuple[str, str], int | None] = {}
         indexed: list[events_pb2.DocumentIndexed] = []
-        failed: list[events_pb2.DocumentFailed] = []
+        failed: list[tuple[object, events_pb2.DocumentFailed]] = []
         chunkers: set[str] = set()
         model_id = self.state.model_id
         for msg, event in events:
@@ -139,11 +146,14 @@ class IndexConsumer:
                     extra={"fields": {"index_model": model_id, "event_model": event.embedding_model_id}},
                 )
                 failed.append(
-                    events_pb2.DocumentFailed(
-                        tenant=event.tenant,
-                        doc_id=event.doc_id,
-                        job_id=event.job_id,
-                        error=f"embedded by {event.embedding_model_id}, the index holds {model_id}",
+                    (
+                        msg,
+                        events_pb2.DocumentFailed(
+                            tenant=event.tenant,
+                            doc_id=event.doc_id,
+                            job_id=event.job_id,
+                            error=f"embedded by {event.embedding_model_id}, the index holds {model_id}",
+                        ),
                     )
                 )
                 continue

@@ -13,13 +13,8 @@ from services.common.clients import channel
 from services.common.config import RetrieveSettings
 from services.common.server import Service, run
 from services.retrieve.backends.base import SearchScope, parse_date
-from services.retrieve.backends.opensearch_index import OpenSearchIndex
-from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
-from services.retrieve.backends.qdrant_server import QdrantServerIndex
-from services.retrieve.backends.tantivy_index import TantivyIndex
-from services.retrieve.consumer import IndexConsumer
 from services.retrieve.fusion import METHODS, cap_per_document, fuse
-from services.retrieve.state import IndexState
+from services.retrieve.generations import Generation, GenerationError, Generations
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
@@ -85,13 +80,7 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
     def __init__(self, settings: RetrieveSettings) -> None:
         super().__init__(settings)
         self.index_dir = settings.index_dir or settings.data_dir / "retrieve"
-        self.state = IndexState(self.index_dir / "state.db")
-        if settings.lexical_url:
-            self.lexical = OpenSearchIndex(settings.lexical_url, settings.lexical_index)
-        else:
-            self.lexical = TantivyIndex(self.index_dir / "lexical")
-        self.dense = None
-        self.consumer: IndexConsumer | None = None
+        self.generations: Generations | None = None
 
     def register(self, server):
         retrieve_pb2_grpc.add_RetrieveServiceServicer_to_server(self, server)
@@ -100,29 +89,22 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
     async def start(self) -> None:
         self.embed = embed_pb2_grpc.EmbedServiceStub(channel(self.settings.embed_addr, self.settings))
         info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
-        self.state.open()
-        s = self.settings
-        if s.dense_url:
-            self.dense = QdrantServerIndex(
-                info.dimension, url=s.dense_url, collection=s.dense_collection, api_key=s.dense_api_key
-            )
-        else:
-            self.dense = QdrantEdgeIndex(self.index_dir / "dense", info.dimension)
-        await asyncio.to_thread(self.dense.open)
-        await asyncio.to_thread(self.lexical.open)
         self.nc = await natsio.connect(self.settings.nats_url, "retrieve")
         js = self.nc.jetstream()
         await natsio.ensure_all(js, self.settings.nats_replicas)
-        self.consumer = IndexConsumer(js, self.dense, self.lexical, self.state, self.settings.consumer_name)
-        await self.consumer.start()
+        self.generations = Generations(self.settings, self.index_dir, info.dimension)
+        await self.generations.start(js)
 
     async def stop(self) -> None:
-        if self.consumer:
-            await self.consumer.stop()
+        if self.generations:
+            await self.generations.stop()
         await natsio.close(self.nc)
-        self.dense.close()
-        self.lexical.close()
-        self.state.close()
+
+    async def _generation(self, context, number: int) -> Generation:
+        try:
+            return self.generations.get(number)
+        except GenerationError as exc:
+            await context.abort(exc.code, str(exc))
 
     async def Retrieve(self, request, context):
         s = self.settings
@@ -147,6 +129,8 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         depth = fusion.candidate_depth
+        generation = await self._generation(context, request.generation)
+        state, dense, lexical = generation.state, generation.dense, generation.lexical
         span = trace.get_current_span()
         span.set_attribute("rag.tenant", request.tenant)
 
@@ -155,10 +139,11 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
                 embed_pb2.EmbedRequest(texts=[query], lane=embed_pb2.EMBED_LANE_INTERACTIVE),
                 timeout=context.time_remaining(),
             )
-        if self.state.model_id and embedded.model_id != self.state.model_id:
+        if state.model_id and embedded.model_id != state.model_id:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"query embedded by {embedded.model_id}, but the index was built with {self.state.model_id}",
+                f"query embedded by {embedded.model_id}, but index generation {generation.number} "
+                f"was built with {state.model_id}",
             )
         vector = list(embedded.vectors[0].values)
 
@@ -167,20 +152,20 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
 
         def dense_search():
             with tracer.start_as_current_span("rag.retrieve.dense") as sp:
-                hits = self.dense.search(vector, scope, fetch)
+                hits = dense.search(vector, scope, fetch)
                 sp.set_attribute("rag.hits", len(hits))
                 return hits
 
         def lexical_search():
             with tracer.start_as_current_span("rag.retrieve.lexical") as sp:
-                hits = self.lexical.search(query, scope, fetch)
+                hits = lexical.search(query, scope, fetch)
                 sp.set_attribute("rag.hits", len(hits))
                 return hits
 
         dense_hits, lexical_hits = await asyncio.gather(
             asyncio.to_thread(dense_search), asyncio.to_thread(lexical_search)
         )
-        visible = self.state.visible
+        visible = state.visible
         dense_hits = [h for h in dense_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
         lexical_hits = [h for h in lexical_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
         with tracer.start_as_current_span("rag.retrieve.fuse") as fuse_span:
@@ -202,27 +187,59 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
             for rank, f in enumerate(fused, start=1)
         ]
         span.set_attribute("rag.hits", len(hits))
-        span.set_attribute("rag.index.watermark", self.state.watermark)
-        span.set_attribute("rag.index.generation", self.state.generation)
+        span.set_attribute("rag.index.watermark", state.watermark)
+        span.set_attribute("rag.index.generation", state.generation)
         return retrieve_pb2.RetrieveResponse(
             hits=hits,
-            index_watermark=self.state.watermark,
-            embedding_model_id=self.state.model_id or embedded.model_id,
+            index_watermark=state.watermark,
+            embedding_model_id=state.model_id or embedded.model_id,
             fusion=fusion,
             query_tokens=embedded.tokens,
-            index_generation=self.state.generation,
+            index_generation=state.generation,
+            generation=generation.number,
         )
 
     async def GetIndexInfo(self, request, context):
+        g = await self._generation(context, request.generation)
+        tenant, doc_id = request.tenant or None, request.doc_id or None
         return retrieve_pb2.GetIndexInfoResponse(
-            index_watermark=self.state.watermark,
-            embedding_model_id=self.state.model_id,
-            index_generation=self.state.generation,
-            dense_points=await asyncio.to_thread(self.dense.count, request.tenant or None, request.doc_id or None),
-            lexical_documents=await asyncio.to_thread(
-                self.lexical.count, request.tenant or None, request.doc_id or None
-            ),
+            index_watermark=g.state.watermark,
+            embedding_model_id=g.state.model_id,
+            index_generation=g.state.generation,
+            generation=g.number,
+            dense_points=await asyncio.to_thread(g.dense.count, tenant, doc_id),
+            lexical_documents=await asyncio.to_thread(g.lexical.count, tenant, doc_id),
         )
+
+    # -- index generations -----------------------------------------------------------------------
+
+    async def _govern(self, context, operation):
+        try:
+            return await operation
+        except GenerationError as exc:
+            await context.abort(exc.code, str(exc))
+
+    async def ListGenerations(self, request, context):
+        infos = await self.generations.describe()
+        return retrieve_pb2.ListGenerationsResponse(generations=infos, pointer=self.generations.pointer)
+
+    async def CreateGeneration(self, request, context):
+        record = await self._govern(context, self.generations.create(request.reason))
+        return retrieve_pb2.CreateGenerationResponse(generation=record)
+
+    async def PromoteGeneration(self, request, context):
+        pointer = await self._govern(
+            context, self.generations.promote(request.number, request.expected_active, request.note)
+        )
+        return retrieve_pb2.PromoteGenerationResponse(pointer=pointer)
+
+    async def RollbackGeneration(self, request, context):
+        pointer = await self._govern(context, self.generations.rollback())
+        return retrieve_pb2.RollbackGenerationResponse(pointer=pointer)
+
+    async def DropGeneration(self, request, context):
+        pointer = await self._govern(context, self.generations.drop(request.number))
+        return retrieve_pb2.DropGenerationResponse(pointer=pointer)
 
 
 def main() -> None:

@@ -12,8 +12,9 @@ INDEX_SCHEMA_VERSION = 2
 
 
 class IndexState:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, number: int = 1) -> None:
         self.path = Path(path)
+        self.number = number
         self.watermark = 0
         self.model_id = ""
         self.chunkers: set[str] = set()
@@ -62,15 +63,20 @@ class IndexState:
 
     @property
     def generation(self) -> str:
-        """e.g. `all-MiniLM-L6-v2@8199be6f/structure-v1/schema-1`; empty while the index is empty."""
+        """e.g. `g2/all-MiniLM-L6-v2@8199be6f/structure-v1/schema-2`; just `g2` while it is empty."""
         if not self.model_id:
-            return ""
+            return f"g{self.number}"
         name, _, digest = self.model_id.partition("@sha256:")
         chunkers = "+".join(sorted(self.chunkers)) or "unknown"
-        return f"{name}@{digest[:8]}/{chunkers}/schema-{INDEX_SCHEMA_VERSION}"
+        return f"g{self.number}/{name}@{digest[:8]}/{chunkers}/schema-{INDEX_SCHEMA_VERSION}"
 
     def visible(self, tenant: str, doc_id: str, version: int) -> bool:
         return self.active.get((tenant, doc_id)) == version
 
     def close(self) -> None:
         self.db.close()
+
+    def destroy(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.path}{suffix}").unlink(missing_ok=True)

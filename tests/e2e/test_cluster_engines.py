@@ -71,3 +71,25 @@ def test_documents_are_searchable_replaced_updated_and_deleted(client, opensearc
 
     client.stub.DeleteDocument(gateway_pb2.DeleteDocumentRequest(doc_id="walrus.txt"), metadata=client.metadata)
     eventually(lambda: not lexical(client, "walrus clams"))
+
+
+def test_a_rebuilt_generation_gets_an_opensearch_index_of_its_own(client, opensearch):
+    _, fake = opensearch
+    client.ingest_and_wait("seal.txt", b"Harbour seals rest on sandbanks at low tide.")
+    built = client.stub.RebuildIndex(gateway_pb2.RebuildIndexRequest(reason="e2e"), metadata=client.metadata).generation
+    number = built.number
+
+    def replayed() -> bool:
+        reply = client.stub.ListIndexGenerations(gateway_pb2.ListIndexGenerationsRequest(), metadata=client.metadata)
+        info = next(g for g in reply.generations if g.record.number == number)
+        return info.index_watermark >= info.record.replay_until and info.lexical_documents > 0
+
+    eventually(replayed)
+    [hit] = lexical(client, "harbour seals sandbanks", generation=number)
+    assert hit.chunk.doc_id == "seal.txt"
+    index = f"e2e-{os.getpid()}-g{number}"
+    if fake:
+        assert index in fake.indexes
+    client.stub.DropIndexGeneration(gateway_pb2.DropIndexGenerationRequest(number=number), metadata=client.metadata)
+    if fake:
+        assert index not in fake.indexes

@@ -70,7 +70,7 @@ def test_answerable_question_is_answered_citing_the_right_document(acme):
     assert manifest.index_watermark > 0 and manifest.query_id
     assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
     assert manifest.chunker_version and manifest.prompt_template_version
-    assert manifest.index_generation == f"all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-2"
+    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-2"
 
 
 def test_unanswerable_question_abstains(acme):
@@ -293,8 +293,9 @@ def test_metrics_endpoints_move_after_traffic(system, acme):
     assert metric(texts["ingest"], "ragmesh_ingest_jobs_total") > 0
     assert metric(texts["embed"], "ragmesh_embed_batch_size_count") > 0
     assert metric(texts["embed"], 'ragmesh_embed_queue_depth{lane="bulk"}') == 0
-    assert metric(texts["retrieve"], "ragmesh_index_watermark ") > 0
-    assert metric(texts["retrieve"], 'ragmesh_index_points{engine="dense"}') > 0
+    assert metric(texts["retrieve"], 'ragmesh_index_watermark{generation="1"}') > 0
+    assert metric(texts["retrieve"], 'ragmesh_index_points{engine="dense",generation="1"}') > 0
+    assert metric(texts["retrieve"], "ragmesh_index_active_generation ") == 1
     assert "ragmesh_index_watermark_lag" in texts["retrieve"]
     assert metric(texts["generate"], 'ragmesh_rpc_latency_seconds_count{code="OK",method="Generate"') > 0
     assert "ragmesh_cost_usd_total" in texts["gateway"] and "ragmesh_embed_cache_requests_total" in texts["embed"]

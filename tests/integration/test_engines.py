@@ -200,6 +200,14 @@ def test_data_survives_reopen(engine, tmp_path):
     assert engine.index.count() == 3
 
 
+def test_destroy_removes_everything_it_stored(engine, tmp_path):
+    engine.upsert([make_chunk("t1", d) for d in TEXTS])
+    engine.index.commit()
+    engine.index.destroy()
+    engine.reopen(tmp_path)
+    assert engine.index.count() == 0 and engine.search("cats", SearchScope("t1", ())) == []
+
+
 def test_lexical_accepts_any_user_text(tmp_path):
     index = TantivyIndex(tmp_path / "lex")
     index.open()

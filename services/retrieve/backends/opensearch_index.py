@@ -116,6 +116,11 @@ class OpenSearchIndex:
     def commit(self) -> None:
         self.client.indices.refresh(index=self.index)
 
+    def destroy(self) -> None:
+        if self.client is not None:
+            self.client.indices.delete(index=self.index, ignore_unavailable=True)
+        self.close()
+
     def close(self) -> None:
         if self.client is not None:
             self.client.close()

@@ -1,5 +1,6 @@
 """Dense index on Qdrant Edge: the Qdrant engine in-process (WAL, HNSW, payload indexes)."""
 
+import shutil
 from pathlib import Path
 
 import qdrant_edge as qe
@@ -99,3 +100,7 @@ class QdrantEdgeIndex:
             self.shard.flush()
             self.shard.close()
             self.shard = None
+
+    def destroy(self) -> None:
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)

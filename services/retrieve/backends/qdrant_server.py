@@ -109,6 +109,11 @@ class QdrantServerIndex:
     def commit(self) -> None:
         """Writes wait for Qdrant's acknowledgement (wait=True): nothing is buffered here."""
 
+    def destroy(self) -> None:
+        if self.client is not None:
+            self.client.delete_collection(self.collection)
+        self.close()
+
     def close(self) -> None:
         if self.client is not None:
             self.client.close()

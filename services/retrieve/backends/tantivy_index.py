@@ -1,5 +1,6 @@
 """Lexical index on Tantivy: BM25 over title and text with English stemming."""
 
+import shutil
 import threading
 from pathlib import Path
 
@@ -150,6 +151,10 @@ class TantivyIndex:
             return searcher.num_docs
         term = self._term("doc_key", f"{tenant}/{doc_id}") if doc_id else self._term("tenant", tenant)
         return searcher.search(term, 1, count=True).count
+
+    def destroy(self) -> None:
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -1,4 +1,5 @@
 from rag.v1 import events_pb2 as _events_pb2
+from rag.v1 import retrieve_pb2 as _retrieve_pb2
 from rag.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -130,36 +131,40 @@ class DeleteDocumentResponse(_message.Message):
     def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range")
+    __slots__ = ("query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range", "generation")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FILTERS_FIELD_NUMBER: _ClassVar[int]
     DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     fusion: _types_pb2.FusionParams
     doc_ids: _containers.RepeatedScalarFieldContainer[str]
     metadata_filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetadataFilter]
     date_range: _types_pb2.DateRange
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ...) -> None: ...
+    generation: int
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion", "index_generation")
+    __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion", "index_generation", "generation")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     index_watermark: int
     embedding_model_id: str
     fusion: _types_pb2.FusionParams
     index_generation: str
-    def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., index_generation: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class AskRequest(_message.Message):
     __slots__ = ("question", "top_k", "fusion", "no_cache", "min_retrieval_score")
@@ -338,3 +343,65 @@ class ApiKeyRecord(_message.Message):
     revoked: bool
     expires_unix_ms: int
     def __init__(self, key_id: _Optional[str] = ..., key_sha256: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[Role, str]] = ..., description: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., revoked: _Optional[bool] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ListIndexGenerationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListIndexGenerationsResponse(_message.Message):
+    __slots__ = ("generations", "pointer")
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    generations: _containers.RepeatedCompositeFieldContainer[_retrieve_pb2.GenerationInfo]
+    pointer: _retrieve_pb2.IndexPointer
+    def __init__(self, generations: _Optional[_Iterable[_Union[_retrieve_pb2.GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...
+
+class RebuildIndexRequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class RebuildIndexResponse(_message.Message):
+    __slots__ = ("generation",)
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    generation: _retrieve_pb2.GenerationRecord
+    def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ...) -> None: ...
+
+class PromoteIndexRequest(_message.Message):
+    __slots__ = ("number", "expected_active", "note")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    expected_active: int
+    note: str
+    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class PromoteIndexResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: _retrieve_pb2.IndexPointer
+    def __init__(self, pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...
+
+class RollbackIndexRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RollbackIndexResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: _retrieve_pb2.IndexPointer
+    def __init__(self, pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...
+
+class DropIndexGenerationRequest(_message.Message):
+    __slots__ = ("number",)
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    def __init__(self, number: _Optional[int] = ...) -> None: ...
+
+class DropIndexGenerationResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: _retrieve_pb2.IndexPointer
+    def __init__(self, pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...

@@ -104,6 +104,31 @@ class GatewayServiceStub:
                 request_serializer=rag_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
                 _registered_method=True)
+        self.ListIndexGenerations = channel.unary_unary(
+                '/rag.v1.GatewayService/ListIndexGenerations',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsResponse.FromString,
+                _registered_method=True)
+        self.RebuildIndex = channel.unary_unary(
+                '/rag.v1.GatewayService/RebuildIndex',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.FromString,
+                _registered_method=True)
+        self.PromoteIndex = channel.unary_unary(
+                '/rag.v1.GatewayService/PromoteIndex',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.PromoteIndexRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.PromoteIndexResponse.FromString,
+                _registered_method=True)
+        self.RollbackIndex = channel.unary_unary(
+                '/rag.v1.GatewayService/RollbackIndex',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.RollbackIndexRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.RollbackIndexResponse.FromString,
+                _registered_method=True)
+        self.DropIndexGeneration = channel.unary_unary(
+                '/rag.v1.GatewayService/DropIndexGeneration',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.DropIndexGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.DropIndexGenerationResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
@@ -195,6 +220,38 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIndexGenerations(self, request, context):
+        """Index generations (admin): build one by replaying the index stream while the active one
+        serves, switch to it, return to the previous one, remove one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RebuildIndex(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteIndex(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackIndex(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropIndexGeneration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -267,6 +324,31 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.GetUsage,
                     request_deserializer=rag_dot_v1_dot_gateway__pb2.GetUsageRequest.FromString,
                     response_serializer=rag_dot_v1_dot_gateway__pb2.GetUsageResponse.SerializeToString,
+            ),
+            'ListIndexGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndexGenerations,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsResponse.SerializeToString,
+            ),
+            'RebuildIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.RebuildIndex,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.SerializeToString,
+            ),
+            'PromoteIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteIndex,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.PromoteIndexRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.PromoteIndexResponse.SerializeToString,
+            ),
+            'RollbackIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackIndex,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.RollbackIndexRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.RollbackIndexResponse.SerializeToString,
+            ),
+            'DropIndexGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropIndexGeneration,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.DropIndexGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.DropIndexGenerationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -647,6 +729,141 @@ class GatewayService:
             '/rag.v1.GatewayService/GetUsage',
             rag_dot_v1_dot_gateway__pb2.GetUsageRequest.SerializeToString,
             rag_dot_v1_dot_gateway__pb2.GetUsageResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndexGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/ListIndexGenerations',
+            rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.ListIndexGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RebuildIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/RebuildIndex',
+            rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/PromoteIndex',
+            rag_dot_v1_dot_gateway__pb2.PromoteIndexRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.PromoteIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/RollbackIndex',
+            rag_dot_v1_dot_gateway__pb2.RollbackIndexRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.RollbackIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropIndexGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/DropIndexGeneration',
+            rag_dot_v1_dot_gateway__pb2.DropIndexGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.DropIndexGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,

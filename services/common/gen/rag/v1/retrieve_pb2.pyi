@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RetrieveRequest(_message.Message):
-    __slots__ = ("tenant", "principals", "query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range")
+    __slots__ = ("tenant", "principals", "query", "top_k", "fusion", "doc_ids", "metadata_filters", "date_range", "generation")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
     QUERY_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class RetrieveRequest(_message.Message):
     DOC_IDS_FIELD_NUMBER: _ClassVar[int]
     METADATA_FILTERS_FIELD_NUMBER: _ClassVar[int]
     DATE_RANGE_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     principals: _containers.RepeatedScalarFieldContainer[str]
     query: str
@@ -25,42 +26,159 @@ class RetrieveRequest(_message.Message):
     doc_ids: _containers.RepeatedScalarFieldContainer[str]
     metadata_filters: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetadataFilter]
     date_range: _types_pb2.DateRange
-    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ...) -> None: ...
+    generation: int
+    def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
-    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation")
+    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation", "generation")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     index_watermark: int
     embedding_model_id: str
     fusion: _types_pb2.FusionParams
     query_tokens: int
     index_generation: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ..., index_generation: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class GetIndexInfoRequest(_message.Message):
-    __slots__ = ("tenant", "doc_id")
+    __slots__ = ("tenant", "doc_id", "generation")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class GetIndexInfoResponse(_message.Message):
-    __slots__ = ("index_watermark", "embedding_model_id", "dense_points", "lexical_documents", "index_generation")
+    __slots__ = ("index_watermark", "embedding_model_id", "dense_points", "lexical_documents", "index_generation", "generation")
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DENSE_POINTS_FIELD_NUMBER: _ClassVar[int]
     LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     index_watermark: int
     embedding_model_id: str
     dense_points: int
     lexical_documents: int
     index_generation: str
-    def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ...) -> None: ...
+    generation: int
+    def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
+
+class GenerationRecord(_message.Message):
+    __slots__ = ("number", "created_unix_ms", "replay_until", "reason")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    REPLAY_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    created_unix_ms: int
+    replay_until: int
+    reason: str
+    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class IndexPointer(_message.Message):
+    __slots__ = ("active", "previous", "generations", "updated_unix_ms", "note")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    active: int
+    previous: int
+    generations: _containers.RepeatedCompositeFieldContainer[GenerationRecord]
+    updated_unix_ms: int
+    note: str
+    def __init__(self, active: _Optional[int] = ..., previous: _Optional[int] = ..., generations: _Optional[_Iterable[_Union[GenerationRecord, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class GenerationInfo(_message.Message):
+    __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    DENSE_POINTS_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    record: GenerationRecord
+    index_generation: str
+    active: bool
+    previous: bool
+    index_watermark: int
+    lag: int
+    dense_points: int
+    lexical_documents: int
+    embedding_model_id: str
+    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., index_generation: _Optional[str] = ..., active: _Optional[bool] = ..., previous: _Optional[bool] = ..., index_watermark: _Optional[int] = ..., lag: _Optional[int] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., embedding_model_id: _Optional[str] = ...) -> None: ...
+
+class ListGenerationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListGenerationsResponse(_message.Message):
+    __slots__ = ("generations", "pointer")
+    GENERATIONS_FIELD_NUMBER: _ClassVar[int]
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    generations: _containers.RepeatedCompositeFieldContainer[GenerationInfo]
+    pointer: IndexPointer
+    def __init__(self, generations: _Optional[_Iterable[_Union[GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...
+
+class CreateGenerationRequest(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+
+class CreateGenerationResponse(_message.Message):
+    __slots__ = ("generation",)
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    generation: GenerationRecord
+    def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ...) -> None: ...
+
+class PromoteGenerationRequest(_message.Message):
+    __slots__ = ("number", "expected_active", "note")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    expected_active: int
+    note: str
+    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+
+class PromoteGenerationResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: IndexPointer
+    def __init__(self, pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...
+
+class RollbackGenerationRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RollbackGenerationResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: IndexPointer
+    def __init__(self, pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...
+
+class DropGenerationRequest(_message.Message):
+    __slots__ = ("number",)
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    def __init__(self, number: _Optional[int] = ...) -> None: ...
+
+class DropGenerationResponse(_message.Message):
+    __slots__ = ("pointer",)
+    POINTER_FIELD_NUMBER: _ClassVar[int]
+    pointer: IndexPointer
+    def __init__(self, pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...

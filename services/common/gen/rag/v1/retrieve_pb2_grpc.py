@@ -45,6 +45,31 @@ class RetrieveServiceStub:
                 request_serializer=rag_dot_v1_dot_retrieve__pb2.GetIndexInfoRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_retrieve__pb2.GetIndexInfoResponse.FromString,
                 _registered_method=True)
+        self.ListGenerations = channel.unary_unary(
+                '/rag.v1.RetrieveService/ListGenerations',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.ListGenerationsRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.ListGenerationsResponse.FromString,
+                _registered_method=True)
+        self.CreateGeneration = channel.unary_unary(
+                '/rag.v1.RetrieveService/CreateGeneration',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.FromString,
+                _registered_method=True)
+        self.PromoteGeneration = channel.unary_unary(
+                '/rag.v1.RetrieveService/PromoteGeneration',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.PromoteGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.PromoteGenerationResponse.FromString,
+                _registered_method=True)
+        self.RollbackGeneration = channel.unary_unary(
+                '/rag.v1.RetrieveService/RollbackGeneration',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.RollbackGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.RollbackGenerationResponse.FromString,
+                _registered_method=True)
+        self.DropGeneration = channel.unary_unary(
+                '/rag.v1.RetrieveService/DropGeneration',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.DropGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.DropGenerationResponse.FromString,
+                _registered_method=True)
 
 
 class RetrieveServiceServicer:
@@ -63,6 +88,37 @@ class RetrieveServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListGenerations(self, request, context):
+        """Index generations: build a new one by replaying the index stream, switch, go back, remove.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateGeneration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteGeneration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RollbackGeneration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropGeneration(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RetrieveServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +131,31 @@ def add_RetrieveServiceServicer_to_server(servicer, server):
                     servicer.GetIndexInfo,
                     request_deserializer=rag_dot_v1_dot_retrieve__pb2.GetIndexInfoRequest.FromString,
                     response_serializer=rag_dot_v1_dot_retrieve__pb2.GetIndexInfoResponse.SerializeToString,
+            ),
+            'ListGenerations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGenerations,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.ListGenerationsRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.ListGenerationsResponse.SerializeToString,
+            ),
+            'CreateGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateGeneration,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.SerializeToString,
+            ),
+            'PromoteGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteGeneration,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.PromoteGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.PromoteGenerationResponse.SerializeToString,
+            ),
+            'RollbackGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.RollbackGeneration,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.RollbackGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.RollbackGenerationResponse.SerializeToString,
+            ),
+            'DropGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropGeneration,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.DropGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.DropGenerationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +213,141 @@ class RetrieveService:
             '/rag.v1.RetrieveService/GetIndexInfo',
             rag_dot_v1_dot_retrieve__pb2.GetIndexInfoRequest.SerializeToString,
             rag_dot_v1_dot_retrieve__pb2.GetIndexInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGenerations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/ListGenerations',
+            rag_dot_v1_dot_retrieve__pb2.ListGenerationsRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.ListGenerationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/CreateGeneration',
+            rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/PromoteGeneration',
+            rag_dot_v1_dot_retrieve__pb2.PromoteGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.PromoteGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RollbackGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/RollbackGeneration',
+            rag_dot_v1_dot_retrieve__pb2.RollbackGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.RollbackGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/DropGeneration',
+            rag_dot_v1_dot_retrieve__pb2.DropGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.DropGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,170 @@
+"""`ragmesh index`: index generations — list, rebuild, promote (behind an evaluation), rollback, drop."""
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+import typer
+from google.protobuf.json_format import MessageToDict
+
+from rag.v1 import gateway_pb2
+from services.cli.client import Client, tenant_key
+from services.cli.local import data_dir
+from services.cli.options import DataDir, JsonOut, emit, fail
+
+index_app = typer.Typer(
+    help="Index generations: build one beside the active one, switch, go back.", no_args_is_help=True
+)
+
+
+def _pointer_dict(pointer) -> dict:
+    return MessageToDict(pointer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def _generations(client: Client) -> gateway_pb2.ListIndexGenerationsResponse:
+    return client.call("ListIndexGenerations", gateway_pb2.ListIndexGenerationsRequest())
+
+
+def _wait_replayed(client: Client, number: int, timeout: float, caught_up: bool = False) -> None:
+    """Until generation `number` has replayed the stream as it was when it was made (and, with
+    `caught_up`, every event since)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = next((g for g in _generations(client).generations if g.record.number == number), None)
+        if info is None:
+            raise typer.BadParameter(f"there is no index generation {number}")
+        if info.index_watermark >= info.record.replay_until and (not caught_up or info.lag == 0):
+            return
+        if time.monotonic() > deadline:
+            typer.echo(f"error: generation {number} is still replaying ({info.lag} events behind)", err=True)
+            raise typer.Exit(3)
+        time.sleep(0.5)
+
+
+@index_app.command("list")
+def index_list(data: Path = DataDir, as_json: bool = JsonOut):
+    """Every generation on the retrieve replica that answers: what it is made of, how far it is."""
+    try:
+        reply = _generations(Client(data))
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(
+            {
+                "pointer": _pointer_dict(reply.pointer),
+                "generations": [MessageToDict(g, preserving_proto_field_name=True) for g in reply.generations],
+            }
+        )
+        return
+    for g in reply.generations:
+        mark = "active" if g.active else "previous" if g.previous else ""
+        created = datetime.fromtimestamp(g.record.created_unix_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        typer.echo(
+            f"{g.record.number:>3} {mark:<8} {g.index_generation:<60} watermark {g.index_watermark} "
+            f"lag {g.lag}  chunks {g.dense_points}/{g.lexical_documents}  {created}  {g.record.reason}"
+        )
+    if reply.pointer.note:
+        typer.echo(f"active because: {reply.pointer.note}")
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    reason: str = typer.Option("", "--reason", help="Why; kept with the generation."),
+    wait: bool = typer.Option(False, "--wait", help="Return when the new generation has replayed the stream."),
+    timeout: float = typer.Option(3600, "--timeout", help="Seconds --wait may take."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Build a new generation beside the active one by replaying the index stream; the active one
+    keeps serving until a promotion."""
+    client = Client(data)
+    try:
+        record = client.call("RebuildIndex", gateway_pb2.RebuildIndexRequest(reason=reason)).generation
+        if wait:
+            _wait_replayed(client, record.number, timeout)
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(MessageToDict(record, preserving_proto_field_name=True))
+    else:
+        state = "replayed" if wait else f"replaying {record.replay_until} events"
+        typer.echo(f"generation {record.number}: {state}")
+
+
+@index_app.command("promote")
+def index_promote(
+    number: int = typer.Argument(..., help="The generation to serve searches."),
+    dataset_dir: Path = typer.Option(None, "--dataset", help="BEIR dataset both generations are evaluated on."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="How much worse (nDCG@10) the candidate may be."),
+    modes: str = typer.Option("hybrid", help="Comma-separated modes compared: dense, lexical, hybrid."),
+    force: bool = typer.Option(False, "--force", help="Switch without an evaluation."),
+    timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait for the candidate to catch up."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Switch searches to generation NUMBER, atomically on every replica, only if its evaluation on
+    --dataset is not worse than the active generation's beyond --tolerance."""
+    from services.cli import evaluate
+
+    if dataset_dir is None and not force:
+        raise typer.BadParameter("name an evaluation dataset with --dataset, or switch blindly with --force")
+    admin = Client(data)
+    result: dict = {"generation": number}
+    try:
+        active = _generations(admin).pointer.active
+        note = "promoted without evaluation (--force)"
+        if not force:
+            dataset = evaluate.load_dataset(dataset_dir)
+            tenant = evaluate.tenant_for(dataset.name)
+            client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
+            evaluate.ingest_corpus(client, dataset)
+            _wait_replayed(admin, number, timeout, caught_up=True)
+            chosen = [m.strip() for m in modes.split(",") if m.strip()]
+            before = evaluate.evaluate(client, dataset, chosen, generation=active)
+            after = evaluate.evaluate(client, dataset, chosen, generation=number)
+            ok, note = evaluate.promotion_verdict(before, after, tolerance)
+            result.update(active=active, evaluation={"active": before["modes"], "candidate": after["modes"]})
+            if not ok:
+                result.update(promoted=False, note=note)
+                if as_json:
+                    emit(result)
+                else:
+                    typer.echo(note, err=True)
+                raise typer.Exit(1)
+        request = gateway_pb2.PromoteIndexRequest(number=number, expected_active=active, note=note)
+        pointer = admin.call("PromoteIndex", request).pointer
+    except grpc.RpcError as exc:
+        fail(exc)
+    result.update(promoted=True, note=note, pointer=_pointer_dict(pointer))
+    if as_json:
+        emit(result)
+    else:
+        typer.echo(f"generation {number} is active: {note}")
+
+
+@index_app.command("rollback")
+def index_rollback(data: Path = DataDir, as_json: bool = JsonOut):
+    """Serve the previous generation again."""
+    try:
+        pointer = Client(data).call("RollbackIndex", gateway_pb2.RollbackIndexRequest()).pointer
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(_pointer_dict(pointer))
+    else:
+        typer.echo(f"generation {pointer.active} is active again")
+
+
+@index_app.command("drop")
+def index_drop(number: int = typer.Argument(...), data: Path = DataDir, as_json: bool = JsonOut):
+    """Remove a generation that is not active: its engines' data, its state and its stream consumer."""
+    try:
+        request = gateway_pb2.DropIndexGenerationRequest(number=number)
+        pointer = Client(data).call("DropIndexGeneration", request).pointer
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(_pointer_dict(pointer))
+    else:
+        typer.echo(f"generation {number} removed")

@@ -1,0 +1,182 @@
+"""Index generations with real processes: a rebuild replays the index stream beside the active
+generation, follows new documents, is promoted behind an evaluation, survives a restart of
+retrieve, rolls back and is dropped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from helpers import free_port_block
+
+from rag.v1 import gateway_pb2
+
+from .system import System, cli_json
+
+pytestmark = pytest.mark.e2e
+
+CORPUS = {
+    "d1": ("Red pandas", "Red pandas eat mostly bamboo leaves and live in the eastern Himalayas."),
+    "d2": ("Volcanoes", "A stratovolcano is built from layers of hardened lava, ash and pumice."),
+    "d3": ("Chess", "Castling moves the king two squares towards a rook, which jumps over it."),
+    "d4": ("Sourdough", "A sourdough starter ferments flour and water with wild yeast and lactobacilli."),
+    "d5": ("Lighthouses", "The Fresnel lens let lighthouse beams reach sailors more than twenty miles away."),
+    "d6": ("Glaciers", "Glaciers carve U-shaped valleys as the moving ice grinds the bedrock below."),
+}
+QUERIES = {
+    "q1": ("what do red pandas eat", "d1"),
+    "q2": ("how is a stratovolcano formed", "d2"),
+    "q3": ("castling rule in chess", "d3"),
+    "q4": ("wild yeast starter for bread", "d4"),
+}
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory):
+    s = System(tmp_path_factory.mktemp("generations"), free_port_block()).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("datasets") / "tiny-beir"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in CORPUS.items())
+    )
+    (folder / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": text}) + "\n" for q, (text, _) in QUERIES.items())
+    )
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, (_, d) in QUERIES.items())
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client(system):
+    key = system.client().create_key("shelf")
+    c = system.client(key)
+    for doc_id, (title, text) in CORPUS.items():
+        c.ingest_and_wait(doc_id, text.encode(), title=title)
+    return c
+
+
+def ragmesh(system, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True)
+
+
+def generations(system) -> dict:
+    return cli_json(system, "index", "list")
+
+
+def search(client, query: str, generation: int = 0) -> gateway_pb2.SearchResponse:
+    request = gateway_pb2.SearchRequest(query=query, top_k=5, generation=generation)
+    return client.stub.Search(request, metadata=client.metadata, timeout=30)
+
+
+def rpc_error(call) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as error:
+        call()
+    return error.value
+
+
+def test_a_rebuild_replays_the_stream_beside_the_active_generation(system, client):
+    first = generations(system)
+    assert first["pointer"]["active"] == 1 and [g["record"]["number"] for g in first["generations"]] == [1]
+    before = search(client, "red pandas bamboo")
+    assert before.generation == 1 and before.index_generation.startswith("g1/all-MiniLM-L6-v2@")
+
+    built = cli_json(system, "index", "rebuild", "--reason", "schema check", "--wait")
+    assert built["number"] == 2 and int(built["replay_until"]) > 0
+    listed = {g["record"]["number"]: g for g in generations(system)["generations"]}
+    assert int(listed[2]["dense_points"]) == int(listed[1]["dense_points"]) == len(CORPUS)
+    assert int(listed[2]["lexical_documents"]) == int(listed[1]["lexical_documents"]) == len(CORPUS)
+    assert listed[1]["active"] and not listed[2].get("active")
+    assert (system.data / "retrieve" / "g2" / "lexical").is_dir()
+
+    rebuilt = search(client, "red pandas bamboo", generation=2)
+    assert rebuilt.generation == 2 and rebuilt.index_generation.startswith("g2/")
+    assert [h.chunk.chunk_id for h in rebuilt.hits] == [h.chunk.chunk_id for h in before.hits]
+    assert search(client, "red pandas bamboo").generation == 1  # the active one still serves
+
+    # A document ingested after the rebuild reaches both generations.
+    client.ingest_and_wait("d7", b"Narwhal tusks are teeth that grow in a spiral through the upper lip.")
+    for generation in (1, 2):
+        for _ in range(100):
+            hits = search(client, "narwhal tusk spiral", generation=generation).hits
+            if hits and hits[0].chunk.doc_id == "d7":
+                break
+            time.sleep(0.1)
+        assert hits[0].chunk.doc_id == "d7", generation
+
+
+def test_promotion_is_gated_by_an_evaluation_and_compare_and_set(system, client, dataset):
+    refused = ragmesh(system, "index", "promote", "2")
+    assert refused.returncode == 2 and "--dataset" in refused.stderr
+
+    # A negative tolerance demands an improvement; an identical rebuild is not one.
+    demanding = ragmesh(system, "index", "promote", "2", "--dataset", str(dataset), "--tolerance", "-0.5", "--json")
+    assert demanding.returncode == 1
+    verdict = json.loads(demanding.stdout)
+    assert verdict["promoted"] is False and verdict["note"].startswith("refused on tiny-beir")
+    assert generations(system)["pointer"]["active"] == 1
+
+    promoted = cli_json(system, "index", "promote", "2", "--dataset", str(dataset))
+    assert promoted["promoted"] and promoted["pointer"]["active"] == 2 and promoted["pointer"]["previous"] == 1
+    scores = promoted["evaluation"]
+    assert scores["candidate"]["hybrid"]["ndcg@10"] == scores["active"]["hybrid"]["ndcg@10"] > 0.9
+    assert promoted["note"].startswith("promote on tiny-beir: hybrid ndcg@10")
+    assert search(client, "red pandas bamboo").generation == 2
+    assert generations(system)["pointer"]["note"] == promoted["note"]
+
+    admin = system.client()
+    stale = rpc_error(
+        lambda: admin.stub.PromoteIndex(
+            gateway_pb2.PromoteIndexRequest(number=1, expected_active=1), metadata=admin.metadata, timeout=10
+        )
+    )
+    assert stale.code() == grpc.StatusCode.ABORTED and "generation 2 is active" in stale.details()
+    again = rpc_error(
+        lambda: admin.stub.PromoteIndex(gateway_pb2.PromoteIndexRequest(number=2), metadata=admin.metadata, timeout=10)
+    )
+    assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+    denied = rpc_error(
+        lambda: client.stub.RebuildIndex(gateway_pb2.RebuildIndexRequest(), metadata=client.metadata, timeout=10)
+    )
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_the_active_generation_survives_a_restart_of_retrieve(system, client):
+    pids = json.loads((system.data / "pids.json").read_text())
+    os.kill(pids["retrieve"], signal.SIGKILL)
+    for _ in range(300):
+        try:
+            response = search(client, "narwhal tusk spiral")
+            break
+        except grpc.RpcError as exc:
+            assert exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            time.sleep(0.2)
+    assert response.generation == 2 and response.hits[0].chunk.doc_id == "d7"
+
+
+def test_rollback_then_drop(system, client):
+    assert cli_json(system, "index", "rollback")["active"] == 1
+    assert search(client, "red pandas bamboo").generation == 1
+
+    in_use = ragmesh(system, "index", "drop", "1")
+    assert in_use.returncode == 2 and "FAILED_PRECONDITION" in in_use.stderr
+    pointer = cli_json(system, "index", "drop", "2")
+    assert pointer["active"] == 1 and pointer["previous"] == 0
+    assert [g["record"]["number"] for g in generations(system)["generations"]] == [1]
+    assert not (system.data / "retrieve" / "g2").exists()
+    gone = rpc_error(lambda: search(client, "red pandas", generation=2))
+    assert gone.code() == grpc.StatusCode.NOT_FOUND
+    no_previous = ragmesh(system, "index", "rollback")
+    assert no_previous.returncode == 2 and "no previous generation" in no_previous.stderr
