@@ -58,7 +58,7 @@ def engine_latency(bench: BenchSystem) -> dict:
     }
 
 
-def run(tracing: bool, abstracts, queries, rounds: int, chunks: int = 0) -> tuple[dict, dict]:
+def run(tracing: bool, abstracts, queries, rounds: int, chunks: int = 0) -> tuple[dict, dict, dict]:
     unlimited = {"default": {"query_rate": 0, "key_query_rate": 0, "ingest_rate": 0, "max_concurrent_queries": 0}}
     env = {"RAGMESH_TENANT_LIMITS": json.dumps(unlimited)}
     if not tracing:
@@ -66,11 +66,17 @@ def run(tracing: bool, abstracts, queries, rounds: int, chunks: int = 0) -> tupl
     with BenchSystem(env) as bench:
         if chunks:
             bulk_load(bench, "default", abstracts, chunks)
+            # Baseline in the same run: the dense index as loaded, searched by brute force.
+            before = {str(c): measure(bench.gateway, bench.key, queries, c, rounds) for c in (1, 8)}
+            started = time.monotonic()
+            bench.system.restart("retrieve")  # builds the HNSW graph before it serves again
+            hnsw = {"before_hnsw_build": before, "hnsw_build_s": round(time.monotonic() - started, 1)}
         else:
             load(bench, abstracts)
+            hnsw = {}
         clients = {str(c): measure(bench.gateway, bench.key, queries, c, rounds) for c in (1, 8, 32)}
         engines = engine_latency(bench) if tracing else {}
-    return clients, engines
+    return clients, engines, hnsw
 
 
 def figures(m: dict) -> str:
@@ -87,24 +93,30 @@ def main() -> None:
     queries = [q["text"] for q in read_jsonl(DBPEDIA / "queries.jsonl")]
     if args.documents:
         abstracts = abstracts[: args.documents]
-        on, engines = run(True, abstracts, queries, args.rounds)
-        off, _ = run(False, abstracts, queries, args.rounds)
+        on, engines, hnsw = run(True, abstracts, queries, args.rounds)
+        off, _, _ = run(False, abstracts, queries, args.rounds)
         size = f"{args.documents} documents"
     else:
-        on, engines = run(True, abstracts, queries, args.rounds, args.chunks)
+        on, engines, hnsw = run(True, abstracts, queries, args.rounds, args.chunks)
         off, size = None, f"{args.chunks} chunks ({len(abstracts)} abstracts, each embedded once)"
     print(f"{size}; gateway Search, top_k 10, query embedding included")
     for c in ("1", "8", "32"):
         line = f"{c:>2} clients: {figures(on[c])}"
         if off:
             line += f" | tracing off: {figures(off[c])}"
+        before = hnsw.get("before_hnsw_build", {}).get(c)
+        if before:
+            line += f" | before the HNSW build: {figures(before)} (p50 ratio {on[c]['p50_ms'] / before['p50_ms']:.2f})"
         print(line)
+    if hnsw:
+        print(f"HNSW build on restart of retrieve: {hnsw['hnsw_build_s']} s")
     print(
         f"inside the engines (median of this run's spans): dense {engines['dense']} ms, lexical {engines['lexical']} ms"
     )
     result = {"chunks": args.chunks if not args.documents else None, "clients": on, "engine_p50_ms": engines}
     if off:
         result |= {"documents": args.documents, "tracing_off": off}
+    result |= hnsw
     print(json.dumps(result))
 
 

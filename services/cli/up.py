@@ -132,6 +132,17 @@ class LocalSystem:
         write_endpoint(self.data, gateway)
         return gateway
 
+    def restart(self, name: str, timeout: float = 3600.0) -> None:
+        """Stop one service (it drains) and start it again; return when it serves."""
+        proc = self.procs[name]
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=self.drain_seconds + 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        wait_serving(name, self.ports.addr(name), self._spawn(name), self.data / "logs" / f"{name}.log", timeout)
+
     def stop(self) -> None:
         """Gateway first (no new work), then the rest, NATS last; each drains before it exits.
         The trace receiver goes last, after the services flushed their spans."""

@@ -14,7 +14,8 @@ from helpers import free_port_block
 
 from .system import System
 
-pytestmark = pytest.mark.e2e
+# Ingesting and querying 5,000 documents takes minutes on two cores: more than the default 600 s allows.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 DATASET = __import__("conftest").DATASETS / "dbpedia-5k"
 OUT_OF_DOMAIN = __import__("conftest").ROOT / "benchmarks" / "datasets" / "ops-30"

@@ -1,6 +1,8 @@
 """Dense index on Qdrant Edge: the Qdrant engine in-process (WAL, HNSW, payload indexes)."""
 
+import logging
 import shutil
+import time
 from pathlib import Path
 
 import qdrant_edge as qe
@@ -17,6 +19,8 @@ from services.retrieve.backends.base import (
 
 # Filters on unindexed payload fields scan every point.
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
+
+log = logging.getLogger(__name__)
 
 
 class QdrantEdgeIndex:
@@ -36,6 +40,21 @@ class QdrantEdgeIndex:
             self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
         for field in ("version", "date"):
             self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
+        self._build_hnsw()
+
+    def _build_hnsw(self) -> None:
+        """Qdrant Edge builds its HNSW graph only when asked; until then new points are searched by
+        brute force (measured: 16 ms against 1.9 ms per query at 100k chunks). The binding holds the
+        GIL while it builds (minutes at 100k), so it runs here, before the service says SERVING,
+        and never while it serves."""
+        info = self.shard.info()
+        if info.points_count == info.indexed_vectors_count:
+            return
+        started = time.monotonic()
+        self.shard.optimize()
+        indexed = self.shard.info().indexed_vectors_count
+        fields = {"points": info.points_count, "indexed": indexed, "seconds": round(time.monotonic() - started, 1)}
+        log.info("dense index optimised", extra={"fields": fields})
 
     def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
         points = [qe.Point(c.chunk_id, list(v), chunk_fields(c)) for c, v in zip(chunks, vectors, strict=True)]
