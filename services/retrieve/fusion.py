@@ -34,6 +34,8 @@ def _collect(dense: list[EngineHit], lexical: list[EngineHit]) -> dict[str, Fuse
         entry.sources.add("dense")
     for rank, hit in enumerate(lexical, start=1):
         entry = fused.setdefault(hit.chunk.chunk_id, FusedHit(hit.chunk.chunk_id, hit))
+        if hit.complete and not entry.hit.complete:
+            entry.hit = hit  # the whole chunk is at hand: nothing to fetch for it
         entry.lexical_score, entry.lexical_rank = hit.score, rank
         entry.sources.add("lexical")
     return fused

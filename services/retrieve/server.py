@@ -172,9 +172,18 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
             fuse_span.set_attribute("rag.fusion.method", fusion.method)
             fused = fuse(dense_hits, lexical_hits, fusion.method, fusion.dense_weight, fusion.rrf_k)
             fused = cap_per_document(fused, fusion.max_per_document)[:top_k]
+        partial = [f.hit.chunk.chunk_id for f in fused if not f.hit.complete]
+        if partial:
+            with tracer.start_as_current_span("rag.retrieve.fetch") as fetch_span:
+                loaded = await asyncio.to_thread(dense.fetch, partial)
+                fetch_span.set_attribute("rag.chunks", len(partial))
+            # A chunk retired between search and fetch is gone: its hit goes with it.
+            fused = [f for f in fused if f.hit.complete or f.chunk_id in loaded]
+        else:
+            loaded = {}
         hits = [
             types_pb2.Hit(
-                chunk=f.hit.chunk,
+                chunk=f.hit.chunk if f.hit.complete else loaded[f.chunk_id],
                 score=f.score,
                 rank=rank,
                 dense_score=f.dense_score,

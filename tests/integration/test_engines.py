@@ -55,7 +55,10 @@ class Dense:
         self.index.upsert(chunks, [vector_for(c.doc_id) for c in chunks])
 
     def search(self, doc_id_as_query, scope, limit=10):
-        return self.index.search(vector_for(doc_id_as_query), scope, limit)
+        """Candidates, then their whole chunks, as retrieve loads them for its final hits."""
+        candidates = self.index.search(vector_for(doc_id_as_query), scope, limit)
+        chunks = self.index.fetch([h.chunk.chunk_id for h in candidates])
+        return [EngineHit(chunks[h.chunk.chunk_id], h.score) for h in candidates]
 
     def reopen(self, path):
         self.index.close()
@@ -198,6 +201,23 @@ def test_data_survives_reopen(engine, tmp_path):
     engine.index.commit()
     engine.reopen(tmp_path)
     assert engine.index.count() == 3
+
+
+@pytest.mark.parametrize(
+    "kind", [Dense, QdrantLocal, QdrantServer], ids=["qdrant_edge", "qdrant_local", "qdrant_server"]
+)
+def test_dense_candidates_are_light_and_fetch_loads_whole_chunks(kind, tmp_path):
+    engine = kind(tmp_path)
+    chunk = make_chunk("t1", "cats", acl=["public", "alice"])
+    chunk.metadata.update({"lang": "en"})
+    engine.upsert([chunk, make_chunk("t1", "dogs")])
+    engine.index.commit()
+    [candidate, _] = engine.index.search(vector_for("cats"), SearchScope("t1", ("alice",)), 2)
+    assert not candidate.complete and not candidate.chunk.text
+    assert (candidate.chunk.chunk_id, candidate.chunk.doc_id, candidate.chunk.version) == (chunk.chunk_id, "cats", 1)
+    missing = make_chunk("t1", "never-indexed").chunk_id
+    assert engine.index.fetch([chunk.chunk_id, missing]) == {chunk.chunk_id: chunk}
+    engine.index.close()
 
 
 def test_destroy_removes_everything_it_stored(engine, tmp_path):

@@ -71,3 +71,12 @@ def test_cap_per_document():
     assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 1)] == ["d1", "d2", "d3"]
     assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 2)] == ["d1", "d1", "d2", "d2", "d3"]
     assert cap_per_document(fused, 0) == fused
+
+
+def test_a_chunk_found_by_both_keeps_the_whole_one():
+    light = EngineHit(types_pb2.Chunk(chunk_id="a", doc_id="a"), 0.9, complete=False)
+    whole = EngineHit(types_pb2.Chunk(chunk_id="a", doc_id="a", text="all of it"), 3.0)
+    only_dense = EngineHit(types_pb2.Chunk(chunk_id="b", doc_id="b"), 0.8, complete=False)
+    fused = {f.chunk_id: f for f in fuse([light, only_dense], [whole], "rrf", 0.5, 10.0)}
+    assert fused["a"].hit is whole and fused["a"].sources == {"dense", "lexical"}
+    assert fused["b"].hit is only_dense and not fused["b"].hit.complete

@@ -62,6 +62,13 @@ class SearchScope:
 class EngineHit:
     chunk: types_pb2.Chunk
     score: float
+    # False: the chunk holds only CANDIDATE_FIELDS; the rest is fetched for the final hits alone.
+    complete: bool = True
+
+
+# What ranking needs of a candidate: identity, and the version for visibility. Loading every
+# stored field (the text above all) of 150 candidates costs more than the dense search itself.
+CANDIDATE_FIELDS = ("chunk_id", "tenant", "doc_id", "version")
 
 
 def chunk_fields(chunk: types_pb2.Chunk) -> dict:
@@ -126,7 +133,8 @@ def _metadata(value) -> dict[str, str]:
 class DenseIndex(Protocol):
     def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None: ...
     def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None: ...
-    def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]: ...
+    def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]: ...  # candidates
+    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]: ...  # whole chunks, by id
     def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None: ...
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int: ...
     def commit(self) -> None: ...

@@ -9,6 +9,7 @@ import qdrant_edge as qe
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
+    CANDIDATE_FIELDS,
     PUBLIC,
     EngineHit,
     SearchScope,
@@ -98,10 +99,20 @@ class QdrantEdgeIndex:
     def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:
         points = self.shard.query(
             qe.QueryRequest(
-                limit=limit, query=qe.Query.Nearest(list(vector)), filter=self._filter(scope), with_payload=True
+                limit=limit,
+                query=qe.Query.Nearest(list(vector)),
+                filter=self._filter(scope),
+                with_payload=qe.PayloadSelector.Include(list(CANDIDATE_FIELDS)),
             )
         )
-        return [EngineHit(fields_chunk(p.payload), float(p.score)) for p in points]
+        return [EngineHit(fields_chunk(p.payload), float(p.score), complete=False) for p in points]
+
+    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]:
+        if not chunk_ids:
+            return {}
+        records = self.shard.retrieve(list(chunk_ids), True, False)
+        chunks = (fields_chunk(r.payload) for r in records)
+        return {c.chunk_id: c for c in chunks}
 
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         must = []

@@ -5,6 +5,7 @@ from qdrant_client import QdrantClient, models
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
+    CANDIDATE_FIELDS,
     PUBLIC,
     EngineHit,
     SearchScope,
@@ -93,9 +94,20 @@ class QdrantServerIndex:
 
     def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]:
         result = self.client.query_points(
-            self.collection, query=list(vector), query_filter=self._filter(scope), limit=limit, with_payload=True
+            self.collection,
+            query=list(vector),
+            query_filter=self._filter(scope),
+            limit=limit,
+            with_payload=models.PayloadSelectorInclude(include=list(CANDIDATE_FIELDS)),
         )
-        return [EngineHit(fields_chunk(p.payload), float(p.score)) for p in result.points]
+        return [EngineHit(fields_chunk(p.payload), float(p.score), complete=False) for p in result.points]
+
+    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]:
+        if not chunk_ids:
+            return {}
+        records = self.client.retrieve(self.collection, list(chunk_ids), with_payload=True, with_vectors=False)
+        chunks = (fields_chunk(r.payload) for r in records)
+        return {c.chunk_id: c for c in chunks}
 
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         must = []
