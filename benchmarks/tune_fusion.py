@@ -9,13 +9,11 @@ folds by a hash of their id: a setting picked on one fold is scored on the other
 import argparse
 import hashlib
 import itertools
-import json
 from pathlib import Path
 
 from rag.v1 import gateway_pb2, types_pb2
 from services.cli import evaluate
-from services.cli.client import Client
-from services.cli.local import data_dir
+from services.cli.client import Client, client_for
 from services.retrieve.backends.base import EngineHit
 from services.retrieve.fusion import cap_per_document, fuse
 
@@ -35,7 +33,7 @@ def candidates(client: Client, dataset: evaluate.Dataset, depth: int) -> dict[st
             )
             key = "dense_score" if method == "dense" else "lexical_score"
             lists.append(
-                [EngineHit(h.chunk, getattr(h, key)) for h in response.hits if getattr(h, f"{method}_matched")]
+                [EngineHit.whole(h.chunk, getattr(h, key)) for h in response.hits if getattr(h, f"{method}_matched")]
             )
         out[qid] = tuple(lists)
     return out
@@ -60,9 +58,8 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=100)
     args = parser.parse_args()
     dataset = evaluate.load_dataset(args.dataset_dir)
-    data = data_dir(args.data_dir)
-    key = json.loads((data / "eval-keys.json").read_text())[evaluate.tenant_for(dataset.name)]
-    cands = candidates(Client(data, api_key=key), dataset, args.depth)
+    client = client_for(args.data_dir, evaluate.tenant_for(dataset.name))
+    cands = candidates(client, dataset, args.depth)
     folds = [{q: r for q, r in dataset.qrels.items() if fold(q) == f and q in cands} for f in (0, 1)]
 
     def ndcg(setting, qrels):

@@ -21,6 +21,14 @@ def analyze(text: str) -> list[str]:
     return ENGLISH.analyze(text)
 
 
+def source_filter(source: dict, body: dict) -> dict:
+    """`"_source": [fields]` in a search body: only those top-level fields come back."""
+    wanted = body.get("_source", True)
+    if wanted is True:
+        return source
+    return {k: v for k, v in source.items() if k in wanted}
+
+
 def field_values(source: dict, path: str) -> list:
     value = source
     for part in path.split("."):
@@ -199,7 +207,10 @@ class OpenSearchServer:
             ranked = index.bm25(spec["query"], spec["fields"])
             scores = {i: ranked[i] for i in candidates if i in ranked}
         order = sorted(scores, key=lambda i: (-scores[i], i))[: body.get("size", 10)]
-        hits = [{"_index": "x", "_id": i, "_score": scores[i], "_source": index.visible[i]} for i in order]
+        hits = [
+            {"_index": "x", "_id": i, "_score": scores[i], "_source": source_filter(index.visible[i], body)}
+            for i in order
+        ]
         return {
             "took": 1,
             "timed_out": False,

@@ -178,6 +178,7 @@ def ingest(
         "rejected": errors,
         "indexed": sum(j.status == types_pb2.JOB_STATUS_DONE for j in finished.values()),
         "failed": failed,
+        "embedding_tokens": sum(j.embedding_tokens for j in finished.values()),
         "jobs": [
             {"doc_id": r.doc_id, "job_id": r.job_id, "version": r.version, "deduplicated": r.deduplicated}
             for r in results
@@ -188,7 +189,12 @@ def ingest(
     else:
         typer.echo(
             f"submitted {summary['submitted']} ({summary['deduplicated']} unchanged), "
-            f"rejected {len(errors)}" + (f", indexed {summary['indexed']}, failed {len(failed)}" if wait else "")
+            f"rejected {len(errors)}"
+            + (
+                f", indexed {summary['indexed']}, failed {len(failed)}, {summary['embedding_tokens']} tokens embedded"
+                if wait
+                else ""
+            )
         )
         for item in errors + failed:
             typer.echo(f"  {item['doc_id']}: {item['error']}", err=True)

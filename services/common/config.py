@@ -58,6 +58,9 @@ class IngestSettings(ServiceSettings):
     job_ack_wait_seconds: float = Field(60.0, description="A job not acked or extended for this long is redelivered.")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json for chunk sizes; default: packaged.")
     max_tokens: int = Field(256, description="The embedding model's token limit.")
+    usage_flush_seconds: float = Field(
+        1.0, gt=0, description="How often usage counted in memory is added to the shared totals in NATS KV."
+    )
 
 
 class RetrieveSettings(ServiceSettings):
@@ -72,6 +75,9 @@ class RetrieveSettings(ServiceSettings):
     consumer_name: str = Field("retrieve", description="Durable index-stream consumer of this replica.")
     generation_poll_seconds: float = Field(
         1.0, gt=0, description="How often a replica reads the shared index-generation pointer."
+    )
+    dense_payload_in_memory: bool = Field(
+        True, description="Qdrant Edge keeps chunk payloads in RAM (about the corpus text): searches 1.5x faster."
     )
     dense_url: str = Field("", description="Qdrant server URL (http://qdrant:6333); empty: embedded Qdrant Edge.")
     dense_api_key: str = Field("", description="Qdrant API key (from a Secret).")
@@ -129,4 +135,12 @@ class GatewaySettings(ServiceSettings):
     )
     tenant_limits: str = Field(
         "", description='JSON limits per tenant over "default", e.g. {"acme": {"query_rate": 5}}; see Governance.'
+    )
+    key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a key record read from NATS KV is trusted; bounds a revocation's delay elsewhere.",
+    )
+    usage_flush_seconds: float = Field(
+        1.0, gt=0, description="How often usage counted in memory is added to the shared totals in NATS KV."
     )

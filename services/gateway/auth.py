@@ -62,18 +62,34 @@ def allowed(role: int, method: str) -> bool:
 
 
 class KeyStore:
-    def __init__(self, kv: KeyValue, clock=time.time) -> None:
-        self.kv, self.clock = kv, clock
+    """Key records in NATS KV, each trusted for `cache_seconds` after it was read: a request costs no
+    KV round trip, a revocation on this replica applies at once, one on another within cache_seconds.
+    Expiry is checked on every request."""
+
+    def __init__(self, kv: KeyValue, clock=time.time, cache_seconds: float = 5.0) -> None:
+        self.kv, self.clock, self.cache_seconds = kv, clock, cache_seconds
+        self._read: dict[str, tuple[float, gateway_pb2.ApiKeyRecord]] = {}  # sha256 -> (read at, record)
+
+    async def _record(self, digest: str) -> gateway_pb2.ApiKeyRecord | None:
+        read = self._read.get(digest)
+        if read and self.clock() - read[0] < self.cache_seconds:
+            return read[1]
+        try:
+            entry = await self.kv.get(digest)
+        except KeyNotFoundError:
+            self._read.pop(digest, None)
+            return None
+        record = gateway_pb2.ApiKeyRecord.FromString(entry.value)
+        self._read[digest] = (self.clock(), record)
+        return record
 
     async def lookup(self, api_key: str) -> tuple[gateway_pb2.ApiKeyRecord | None, str]:
         """The key's record, or None and why it is refused."""
         if not api_key:
             return None, "missing API key: send it as `x-api-key` metadata"
-        try:
-            entry = await self.kv.get(key_hash(api_key))
-        except KeyNotFoundError:
+        record = await self._record(key_hash(api_key))
+        if record is None:
             return None, "unknown API key"
-        record = gateway_pb2.ApiKeyRecord.FromString(entry.value)
         if record.revoked:
             return None, f"API key {record.key_id} was revoked"
         if record.expires_unix_ms and self.clock() * 1000 >= record.expires_unix_ms:
@@ -128,5 +144,6 @@ class KeyStore:
             if record.key_id == key_id:
                 record.revoked = True
                 await self.kv.put(record.key_sha256, record.SerializeToString())
+                self._read.pop(record.key_sha256, None)
                 return record
         return None

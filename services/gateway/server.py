@@ -79,8 +79,9 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 natsio.STREAM_AUDIT, max_age=s.audit_retention_days * 86400, num_replicas=s.nats_replicas
             ),
         )
-        self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS))
-        self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
+        self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS), cache_seconds=s.key_cache_seconds)
+        self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
+        self.usage.start()
         self.answers = await self.js.create_key_value(
             KeyValueConfig(
                 bucket=natsio.KV_ANSWERS,
@@ -101,6 +102,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         self.generate = generate_pb2_grpc.GenerateServiceStub(channel(s.generate_addr, self.settings))
 
     async def stop(self) -> None:
+        await self.usage.stop()
         await natsio.close(self.nc)
 
     # -- helpers -------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             ),
         )
         if not response.deduplicated:
-            await self.usage.add(caller.tenant, time.time(), documents=1)
+            self.usage.add(caller.tenant, time.time(), documents=1)
         return gateway_pb2.IngestDocumentResponse(
             job_id=response.job_id,
             doc_id=response.doc_id,
@@ -295,7 +297,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             )
         finally:
             self.governor.leave(caller.tenant)
-        await self.usage.add(caller.tenant, time.time(), queries=1)
+        self.usage.add(caller.tenant, time.time(), queries=1)
         QUERIES.labels(caller.tenant, "search", "ok").inc()
         TOKENS.labels(caller.tenant, "embedding").inc(response.query_tokens)
         return gateway_pb2.SearchResponse(
@@ -428,7 +430,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         COST.labels(caller.tenant).inc(usage.cost_usd)
         span.set_attribute("rag.tokens", usage.prompt_tokens + usage.completion_tokens + usage.embedding_tokens)
         span.set_attribute("rag.cost", usage.cost_usd)
-        await self.usage.add(
+        self.usage.add(
             caller.tenant,
             time.time(),
             queries=1,

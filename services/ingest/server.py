@@ -38,8 +38,9 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         self.registry = Registry(await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS))
         self.objects = await self.js.object_store(natsio.OBJECTS_RAW)
         embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, self.settings))
-        usage = UsageStore(await self.js.key_value(natsio.KV_USAGE))
-        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, usage)
+        self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
+        self.usage.start()
+        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, self.usage)
         self.follower = LifecycleFollower(self.js, self.registry)
         await self.worker.start()
         await self.follower.start()
@@ -47,6 +48,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
     async def stop(self) -> None:
         await self.worker.stop()
         await self.follower.stop()
+        await self.usage.stop()
         await natsio.close(self.nc)
 
     async def _require(self, context, tenant: str, doc_id: str | None = None) -> None:

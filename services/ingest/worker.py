@@ -249,7 +249,7 @@ class IngestWorker:
         subject = f"rag.index.{job.tenant}"
         base_id = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
         model_id = ""
-        tokens = 0
+        tokens = progress.embedding_tokens if done else 0  # the batches of earlier deliveries
         for start in range(done, len(drafts), s.embed_batch_size):
             batch = drafts[start : start + s.embed_batch_size]
             with tracer.start_as_current_span("rag.ingest.embed") as span:
@@ -293,8 +293,10 @@ class IngestWorker:
             CHUNKS.labels(job.tenant).inc(len(batch))
             tokens += response.tokens
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
+            if self.usage is not None:  # billed as embedded: a job cut off later has still spent it
+                self.usage.add(job.tenant, time.time(), embedding_tokens=response.tokens)
             if embedded < len(drafts):  # the last batch's progress goes out with INDEXING below
-                await self._report(job.job_id, chunks_embedded=embedded)
+                await self._report(job.job_id, chunks_embedded=embedded, embedding_tokens=tokens)
         await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,
@@ -303,10 +305,11 @@ class IngestWorker:
             job_id=job.job_id,
             activate=events_pb2.ActivateVersion(version=job.version, chunk_count=len(drafts)),
         )
-        if self.usage is not None and tokens:
-            await self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
+        trace.get_current_span().set_attribute("rag.tokens", tokens)
         # Before the activation goes out: retrieve may mark the job done right after it.
-        await self._report(job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=len(drafts))
+        await self._report(
+            job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=len(drafts), embedding_tokens=tokens
+        )
         await natsio.publish(self.js, subject, activate.SerializeToString(), msg_id=f"{base_id}/activate")
 
     async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:

@@ -41,6 +41,7 @@ class IndexConsumer:
         self.replay_until = replay_until
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._counted_at: int | None = None  # the watermark the index sizes were last counted at
 
     async def start(self) -> None:
         config = ConsumerConfig(
@@ -93,8 +94,10 @@ class IndexConsumer:
             generation = str(self.state.number)
             WATERMARK.labels(generation).set(self.state.watermark)
             WATERMARK_LAG.labels(generation).set(max(0, last - self.state.watermark))
-            INDEX_POINTS.labels("dense", generation).set(await asyncio.to_thread(self.dense.count))
-            INDEX_POINTS.labels("lexical", generation).set(await asyncio.to_thread(self.lexical.count))
+            if self._counted_at != self.state.watermark:  # sizes change only when events are applied
+                INDEX_POINTS.labels("dense", generation).set(await asyncio.to_thread(self.dense.count))
+                INDEX_POINTS.labels("lexical", generation).set(await asyncio.to_thread(self.lexical.count))
+                self._counted_at = self.state.watermark
         except Exception:
             log.debug("index metrics not refreshed", exc_info=True)
 

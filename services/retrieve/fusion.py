@@ -29,12 +29,12 @@ class FusedHit:
 def _collect(dense: list[EngineHit], lexical: list[EngineHit]) -> dict[str, FusedHit]:
     fused: dict[str, FusedHit] = {}
     for rank, hit in enumerate(dense, start=1):
-        entry = fused.setdefault(hit.chunk.chunk_id, FusedHit(hit.chunk.chunk_id, hit))
+        entry = fused.setdefault(hit.chunk_id, FusedHit(hit.chunk_id, hit))
         entry.dense_score, entry.dense_rank = hit.score, rank
         entry.sources.add("dense")
     for rank, hit in enumerate(lexical, start=1):
-        entry = fused.setdefault(hit.chunk.chunk_id, FusedHit(hit.chunk.chunk_id, hit))
-        if hit.complete and not entry.hit.complete:
+        entry = fused.setdefault(hit.chunk_id, FusedHit(hit.chunk_id, hit))
+        if hit.chunk is not None and entry.hit.chunk is None:
             entry.hit = hit  # the whole chunk is at hand: nothing to fetch for it
         entry.lexical_score, entry.lexical_rank = hit.score, rank
         entry.sources.add("lexical")
@@ -111,11 +111,10 @@ def cap_per_document(hits: list[FusedHit], limit: int) -> list[FusedHit]:
     """Diversity: keep at most `limit` chunks of any one document, in rank order."""
     if not limit:
         return hits
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[int, int] = {}
     out = []
     for f in hits:
-        key = (f.hit.chunk.tenant, f.hit.chunk.doc_id)
-        if seen.get(key, 0) < limit:
-            seen[key] = seen.get(key, 0) + 1
+        if seen.get(f.hit.doc, 0) < limit:
+            seen[f.hit.doc] = seen.get(f.hit.doc, 0) + 1
             out.append(f)
     return out

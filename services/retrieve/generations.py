@@ -88,7 +88,7 @@ class Generations:
                 api_key=s.dense_api_key,
             )
         else:
-            dense = QdrantEdgeIndex(self._folder(number) / "dense", self.dimension)
+            dense = QdrantEdgeIndex(self._folder(number) / "dense", self.dimension, s.dense_payload_in_memory)
         if s.lexical_url:
             lexical = OpenSearchIndex(s.lexical_url, suffixed(s.lexical_index, number, "-"))
         else:
@@ -104,6 +104,7 @@ class Generations:
         state.open()
         await asyncio.to_thread(dense.open)
         await asyncio.to_thread(lexical.open)
+        state.schema_version = getattr(lexical, "layout", state.schema_version)
         generation = Generation(record, dense, lexical, state)
         generation.consumer = IndexConsumer(
             self.js, dense, lexical, state, self._durable(record.number), replay_until=record.replay_until

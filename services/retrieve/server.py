@@ -165,25 +165,25 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         dense_hits, lexical_hits = await asyncio.gather(
             asyncio.to_thread(dense_search), asyncio.to_thread(lexical_search)
         )
-        visible = state.visible
-        dense_hits = [h for h in dense_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
-        lexical_hits = [h for h in lexical_hits if visible(h.chunk.tenant, h.chunk.doc_id, h.chunk.version)][:depth]
+        visible = state.visible_candidate
+        dense_hits = [h for h in dense_hits if visible(h.doc, h.version)][:depth]
+        lexical_hits = [h for h in lexical_hits if visible(h.doc, h.version)][:depth]
         with tracer.start_as_current_span("rag.retrieve.fuse") as fuse_span:
             fuse_span.set_attribute("rag.fusion.method", fusion.method)
             fused = fuse(dense_hits, lexical_hits, fusion.method, fusion.dense_weight, fusion.rrf_k)
             fused = cap_per_document(fused, fusion.max_per_document)[:top_k]
-        partial = [f.hit.chunk.chunk_id for f in fused if not f.hit.complete]
-        if partial:
-            with tracer.start_as_current_span("rag.retrieve.fetch") as fetch_span:
-                loaded = await asyncio.to_thread(dense.fetch, partial)
-                fetch_span.set_attribute("rag.chunks", len(partial))
-            # A chunk retired between search and fetch is gone: its hit goes with it.
-            fused = [f for f in fused if f.hit.complete or f.chunk_id in loaded]
-        else:
-            loaded = {}
+        chunks = await self._whole_chunks(fused, dense, lexical)
+        # Candidates named their document by hash; the final hits are checked again by name.
+        fused = [
+            f
+            for f in fused
+            if (c := chunks.get(f.chunk_id)) is not None
+            and c.tenant == scope.tenant
+            and state.visible(c.tenant, c.doc_id, c.version)
+        ]
         hits = [
             types_pb2.Hit(
-                chunk=f.hit.chunk if f.hit.complete else loaded[f.chunk_id],
+                chunk=chunks[f.chunk_id],
                 score=f.score,
                 rank=rank,
                 dense_score=f.dense_score,
@@ -207,6 +207,25 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
             index_generation=state.generation,
             generation=generation.number,
         )
+
+    @staticmethod
+    async def _whole_chunks(fused, dense, lexical) -> dict[str, types_pb2.Chunk]:
+        """The final hits' chunks: those an engine returned whole, the rest loaded by id from the
+        engine that found them. A chunk retired since the search is missing."""
+        chunks = {f.chunk_id: f.hit.chunk for f in fused if f.hit.chunk is not None}
+        wanted = [f for f in fused if f.hit.chunk is None]
+        if not wanted:
+            return chunks
+        with tracer.start_as_current_span("rag.retrieve.fetch") as span:
+            from_dense = [f.chunk_id for f in wanted if "dense" in f.sources]
+            from_lexical = [f.chunk_id for f in wanted if "dense" not in f.sources]
+            loads = [
+                asyncio.to_thread(e.fetch, ids) for e, ids in ((dense, from_dense), (lexical, from_lexical)) if ids
+            ]
+            for loaded in await asyncio.gather(*loads):
+                chunks |= loaded
+            span.set_attribute("rag.chunks", len(wanted))
+        return chunks
 
     async def GetIndexInfo(self, request, context):
         g = await self._generation(context, request.generation)

@@ -7,18 +7,24 @@ new version is being indexed searches keep seeing the old one: never missing, ne
 import sqlite3
 from pathlib import Path
 
+from services.retrieve.backends.base import doc_hash
+
 # The layout of what the engines store (fields, analysers); a change means a new index generation.
-INDEX_SCHEMA_VERSION = 2
+# 3: lexical candidates read from columns (chunk id, document hash), English stop words dropped;
+# 2: candidates from stored fields, no stop words.
+INDEX_SCHEMA_VERSION = 3
 
 
 class IndexState:
     def __init__(self, path: Path, number: int = 1) -> None:
         self.path = Path(path)
         self.number = number
+        self.schema_version = INDEX_SCHEMA_VERSION  # the engines say which layout they opened
         self.watermark = 0
         self.model_id = ""
         self.chunkers: set[str] = set()
         self.active: dict[tuple[str, str], int] = {}
+        self.active_by_hash: dict[int, int] = {}  # doc_hash -> active version, for candidates
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +40,7 @@ class IndexState:
         self.model_id = meta.get("model_id", "")
         self.chunkers = {c for c in meta.get("chunker_versions", "").split(",") if c}
         self.active = {(t, d): v for t, d, v in self.db.execute("SELECT tenant, doc_id, version FROM active")}
+        self.active_by_hash = {doc_hash(t, d): v for (t, d), v in self.active.items()}
 
     def commit(
         self,
@@ -58,20 +65,26 @@ class IndexState:
         for key, version in changes.items():
             if version is None:
                 self.active.pop(key, None)
+                self.active_by_hash.pop(doc_hash(*key), None)
             else:
                 self.active[key] = version
+                self.active_by_hash[doc_hash(*key)] = version
 
     @property
     def generation(self) -> str:
-        """e.g. `g2/all-MiniLM-L6-v2@8199be6f/structure-v1/schema-2`; just `g2` while it is empty."""
+        """e.g. `g2/all-MiniLM-L6-v2@8199be6f/structure-v1/schema-3`; just `g2` while it is empty."""
         if not self.model_id:
             return f"g{self.number}"
         name, _, digest = self.model_id.partition("@sha256:")
         chunkers = "+".join(sorted(self.chunkers)) or "unknown"
-        return f"g{self.number}/{name}@{digest[:8]}/{chunkers}/schema-{INDEX_SCHEMA_VERSION}"
+        return f"g{self.number}/{name}@{digest[:8]}/{chunkers}/schema-{self.schema_version}"
 
     def visible(self, tenant: str, doc_id: str, version: int) -> bool:
         return self.active.get((tenant, doc_id)) == version
+
+    def visible_candidate(self, doc: int, version: int) -> bool:
+        """By document hash: candidates carry no names. Final hits are checked again by name."""
+        return self.active_by_hash.get(doc) == version
 
     def close(self) -> None:
         self.db.close()

@@ -71,7 +71,7 @@ def document(client, doc_id: str) -> types_pb2.DocumentRecord:
 
 
 def test_worker_killed_mid_job_resumes_and_indexes_exactly_once(system, client):
-    response = client.ingest("glacier.txt", long_document(400))
+    response = client.ingest("glacier.txt", long_document(400), title="Glacier survey")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         job = client.stub.GetJob(gateway_pb2.GetJobRequest(job_id=response.job_id), metadata=client.metadata).job
@@ -90,6 +90,9 @@ def test_worker_killed_mid_job_resumes_and_indexes_exactly_once(system, client):
     assert index_counts(system, "faults", "glacier.txt") == (job.chunks_total, job.chunks_total)
     log = (system.data / "logs" / "ingest.log").read_text()
     assert '"resuming job"' in log
+    # Its embedding cost counts the batches of both deliveries, as a job never cut off would.
+    whole = client.ingest_and_wait("glacier-copy.txt", long_document(400), title="Glacier survey")
+    assert job.embedding_tokens == whole.embedding_tokens > 10 * job.chunks_total
 
 
 def test_nats_killed_during_bulk_import_loses_no_document(system, client):

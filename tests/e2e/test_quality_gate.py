@@ -21,7 +21,7 @@ DATASET = __import__("conftest").DATASETS / "dbpedia-5k"
 OUT_OF_DOMAIN = __import__("conftest").ROOT / "benchmarks" / "datasets" / "ops-30"
 FLOORS = {
     "dense": {"ndcg@10": 0.51, "recall@100": 0.93, "mrr@10": 0.77},
-    "lexical": {"ndcg@10": 0.38, "recall@100": 0.82, "mrr@10": 0.68},
+    "lexical": {"ndcg@10": 0.395, "recall@100": 0.83, "mrr@10": 0.72},
     "hybrid": {"ndcg@10": 0.505, "recall@100": 0.93, "mrr@10": 0.76},
 }
 
@@ -29,7 +29,8 @@ FLOORS = {
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     assert (DATASET / "corpus.jsonl").exists(), f"the evaluation dataset is missing at {DATASET}"
-    system = System(tmp_path_factory.mktemp("quality"), free_port_block()).start()
+    folder = tmp_path_factory.mktemp("quality")
+    system = System(folder, free_port_block()).start()
     try:
         out = subprocess.run(
             [
@@ -41,6 +42,7 @@ def report(tmp_path_factory):
             text=True,
             timeout=1500,
         )
+        (folder / "report.json").write_text(out.stdout)  # the figures behind a failure, for whoever reads it
         yield json.loads(out.stdout)
     finally:
         system.stop()
@@ -61,7 +63,7 @@ def test_hybrid_never_loses_much_to_either_retriever(report):
 
 def test_report_names_model_watermark_and_every_query(report):
     assert report["model_id"].startswith("all-MiniLM-L6-v2@sha256:")
-    assert report["generation"].startswith("g1/all-MiniLM-L6-v2@") and report["generation"].endswith("/schema-2")
+    assert report["generation"].startswith("g1/all-MiniLM-L6-v2@") and report["generation"].endswith("/schema-3")
     assert report["index_watermark"] >= 5000 and report["queries"] == 40
     assert report["ingest"]["documents"] == 5000 and report["ingest"]["failed"] == 0
     for mode in FLOORS:

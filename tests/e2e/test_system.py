@@ -70,7 +70,7 @@ def test_answerable_question_is_answered_citing_the_right_document(acme):
     assert manifest.index_watermark > 0 and manifest.query_id
     assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
     assert manifest.chunker_version and manifest.prompt_template_version
-    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-2"
+    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-3"
 
 
 def test_unanswerable_question_abstains(acme):
@@ -347,6 +347,7 @@ def test_cli_acts_for_another_tenant(system, acme, tmp_path):
     note.write_text("# Harbour\n\nThe harbour master logs every ferry departure at dawn.\n")
     ingested = cli_json(system, "ingest", str(note), "--tenant", "cli-tenant", "--wait")
     assert ingested["indexed"] == 1 and not ingested["failed"]
+    assert ingested["embedding_tokens"] >= len("The harbour master logs every ferry departure at dawn.".split())
     found = cli_json(system, "search", "ferry departure", "--tenant", "cli-tenant")
     assert found["hits"][0]["doc_id"] == "harbour.md"
     assert "harbour.md" not in doc_ids(acme.search("harbour master ferry departure", top_k=50))

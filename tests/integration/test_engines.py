@@ -7,17 +7,24 @@ import uuid
 
 import numpy as np
 import pytest
+import tantivy
 from conftest import DATASETS
 from opensearch_server import OpenSearchServer
 
 from rag.v1 import types_pb2
 from services.cli.evaluate import read_jsonl
 from services.common.ids import chunk_id
-from services.retrieve.backends.base import EngineHit, SearchScope, parse_date
+from services.retrieve.backends.base import EngineHit, SearchScope, chunk_fields, doc_hash, parse_date
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
-from services.retrieve.backends.tantivy_index import TantivyIndex
+from services.retrieve.backends.tantivy_index import (
+    ANALYZER,
+    PREVIOUS_LAYOUT,
+    TantivyIndex,
+    build_schema,
+    english_analyzer,
+)
 
 DIM = 8
 TEXTS = {
@@ -40,6 +47,16 @@ def make_chunk(tenant, doc_id, version=1, ordinal=0, acl=("public",), text=None)
     )
 
 
+def resolved(index, candidates: list[EngineHit]) -> list[EngineHit]:
+    """Candidates with their whole chunks loaded from the engine, as retrieve does for its final
+    hits; each candidate's document hash and version must be those of the chunk it names."""
+    chunks = index.fetch([h.chunk_id for h in candidates])
+    for h in candidates:
+        chunk = chunks[h.chunk_id]
+        assert (h.doc, h.version) == (doc_hash(chunk.tenant, chunk.doc_id), chunk.version)
+    return [EngineHit.whole(chunks[h.chunk_id], h.score) for h in candidates]
+
+
 def vector_for(doc_id: str) -> list[float]:
     rng = np.random.default_rng(abs(hash(doc_id)) % (2**32))
     v = rng.normal(size=DIM)
@@ -55,10 +72,7 @@ class Dense:
         self.index.upsert(chunks, [vector_for(c.doc_id) for c in chunks])
 
     def search(self, doc_id_as_query, scope, limit=10):
-        """Candidates, then their whole chunks, as retrieve loads them for its final hits."""
-        candidates = self.index.search(vector_for(doc_id_as_query), scope, limit)
-        chunks = self.index.fetch([h.chunk.chunk_id for h in candidates])
-        return [EngineHit(chunks[h.chunk.chunk_id], h.score) for h in candidates]
+        return resolved(self.index, self.index.search(vector_for(doc_id_as_query), scope, limit))
 
     def reopen(self, path):
         self.index.close()
@@ -74,7 +88,7 @@ class Lexical:
         self.index.upsert(chunks)
 
     def search(self, doc_id_as_query, scope, limit=10):
-        return self.index.search(TEXTS.get(doc_id_as_query, doc_id_as_query), scope, limit)
+        return resolved(self.index, self.index.search(TEXTS.get(doc_id_as_query, doc_id_as_query), scope, limit))
 
     def reopen(self, path):
         self.index.close()
@@ -203,21 +217,39 @@ def test_data_survives_reopen(engine, tmp_path):
     assert engine.index.count() == 3
 
 
-@pytest.mark.parametrize(
-    "kind", [Dense, QdrantLocal, QdrantServer], ids=["qdrant_edge", "qdrant_local", "qdrant_server"]
-)
-def test_dense_candidates_are_light_and_fetch_loads_whole_chunks(kind, tmp_path):
-    engine = kind(tmp_path)
+def test_candidates_are_light_and_fetch_loads_whole_chunks(engine):
     chunk = make_chunk("t1", "cats", acl=["public", "alice"])
     chunk.metadata.update({"lang": "en"})
     engine.upsert([chunk, make_chunk("t1", "dogs")])
     engine.index.commit()
-    [candidate, _] = engine.index.search(vector_for("cats"), SearchScope("t1", ("alice",)), 2)
-    assert not candidate.complete and not candidate.chunk.text
-    assert (candidate.chunk.chunk_id, candidate.chunk.doc_id, candidate.chunk.version) == (chunk.chunk_id, "cats", 1)
+    query = vector_for("cats") if isinstance(engine, Dense) else TEXTS["cats"]
+    candidate = engine.index.search(query, SearchScope("t1", ("alice",)), 2)[0]
+    assert candidate.chunk is None
+    assert (candidate.chunk_id, candidate.doc, candidate.version) == (chunk.chunk_id, doc_hash("t1", "cats"), 1)
     missing = make_chunk("t1", "never-indexed").chunk_id
     assert engine.index.fetch([chunk.chunk_id, missing]) == {chunk.chunk_id: chunk}
-    engine.index.close()
+    assert engine.index.fetch([]) == {}
+
+
+def test_an_index_of_the_previous_layout_is_still_read(tmp_path):
+    """A Tantivy index written before candidates had columns opens and answers, whole chunks and all."""
+    (tmp_path / "lex").mkdir()
+    previous = tantivy.Index(build_schema(PREVIOUS_LAYOUT), path=str(tmp_path / "lex"))
+    previous.register_tokenizer(ANALYZER, english_analyzer(PREVIOUS_LAYOUT))
+    writer = previous.writer(heap_size=15_000_000, num_threads=1)
+    chunk = make_chunk("t1", "cats")
+    writer.add_document(tantivy.Document.from_dict(chunk_fields(chunk), build_schema(PREVIOUS_LAYOUT)))
+    writer.commit()
+    writer.wait_merging_threads()
+    index = TantivyIndex(tmp_path / "lex")
+    index.open()
+    assert index.layout == PREVIOUS_LAYOUT
+    [hit] = index.search("purring cats", SearchScope("t1", ()), 5)
+    assert hit.chunk == chunk and (hit.doc, hit.version) == (doc_hash("t1", "cats"), 1)
+    index.upsert([make_chunk("t1", "dogs")])
+    index.commit()
+    assert index.count("t1") == 2
+    index.close()
 
 
 def test_destroy_removes_everything_it_stored(engine, tmp_path):
@@ -235,7 +267,7 @@ def test_lexical_accepts_any_user_text(tmp_path):
     index.commit()
     for query in ["what's a cat?", "title:cats AND (", 'a "quoted', "-- ++ :: ''", "的猫"]:
         index.search(query, SearchScope("t1", ()), 5)
-    assert ids(index.search("CAT'S purring", SearchScope("t1", ()), 5)) == ["cats"]
+    assert ids(resolved(index, index.search("CAT'S purring", SearchScope("t1", ()), 5))) == ["cats"]
     index.close()
 
 
@@ -267,7 +299,7 @@ def corpus_chunks(count: int) -> list[types_pb2.Chunk]:
 
 
 def overlap(a: list[EngineHit], b: list[EngineHit]) -> float:
-    return len({h.chunk.chunk_id for h in a} & {h.chunk.chunk_id for h in b}) / max(len(a), 1)
+    return len({h.chunk_id for h in a} & {h.chunk_id for h in b}) / max(len(a), 1)
 
 
 def test_dense_engines_agree(tmp_path):

@@ -1,12 +1,12 @@
 import pytest
 
 from rag.v1 import types_pb2
-from services.retrieve.backends.base import EngineHit
+from services.retrieve.backends.base import EngineHit, doc_hash
 from services.retrieve.fusion import cap_per_document, convex, fuse, rrf
 
 
 def hits(*ids_scores):
-    return [EngineHit(types_pb2.Chunk(chunk_id=i), s) for i, s in ids_scores]
+    return [EngineHit(i, doc_hash("t", i), 1, s) for i, s in ids_scores]
 
 
 def test_rrf_sums_reciprocal_ranks_and_keeps_every_score():
@@ -22,7 +22,7 @@ def test_rrf_is_pure_and_deterministic_on_ties():
     dense, lexical = hits(("x", 1.0)), hits(("y", 1.0))
     assert [f.chunk_id for f in rrf(dense, lexical)] == ["x", "y"]
     assert [f.chunk_id for f in rrf(dense, lexical)] == ["x", "y"]
-    assert dense[0].chunk.chunk_id == "x"
+    assert dense[0].chunk_id == "x"
 
 
 def test_rrf_of_nothing_is_nothing():
@@ -63,20 +63,26 @@ def test_single_retriever_modes_keep_the_other_score():
 
 
 def test_cap_per_document():
-    chunks = [
-        EngineHit(types_pb2.Chunk(chunk_id=f"c{i}", doc_id=doc, tenant="t"), 1.0)
-        for i, doc in enumerate(["d1", "d1", "d2", "d1", "d2", "d3"])
-    ]
+    docs = ["d1", "d1", "d2", "d1", "d2", "d3"]
+    chunks = [EngineHit(f"c{i}", doc_hash("t", doc), 1, 1.0) for i, doc in enumerate(docs)]
     fused = fuse(chunks, [], "dense", 0.5, 60)
-    assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 1)] == ["d1", "d2", "d3"]
-    assert [f.hit.chunk.doc_id for f in cap_per_document(fused, 2)] == ["d1", "d1", "d2", "d2", "d3"]
+    name = {doc_hash("t", d): d for d in docs}
+    assert [name[f.hit.doc] for f in cap_per_document(fused, 1)] == ["d1", "d2", "d3"]
+    assert [name[f.hit.doc] for f in cap_per_document(fused, 2)] == ["d1", "d1", "d2", "d2", "d3"]
     assert cap_per_document(fused, 0) == fused
 
 
 def test_a_chunk_found_by_both_keeps_the_whole_one():
-    light = EngineHit(types_pb2.Chunk(chunk_id="a", doc_id="a"), 0.9, complete=False)
-    whole = EngineHit(types_pb2.Chunk(chunk_id="a", doc_id="a", text="all of it"), 3.0)
-    only_dense = EngineHit(types_pb2.Chunk(chunk_id="b", doc_id="b"), 0.8, complete=False)
+    light = EngineHit("a", doc_hash("t", "a"), 1, 0.9)
+    whole = EngineHit.whole(types_pb2.Chunk(chunk_id="a", tenant="t", doc_id="a", version=1, text="all of it"), 3.0)
+    only_dense = EngineHit("b", doc_hash("t", "b"), 1, 0.8)
+    assert (whole.doc, whole.version) == (light.doc, light.version)
     fused = {f.chunk_id: f for f in fuse([light, only_dense], [whole], "rrf", 0.5, 10.0)}
     assert fused["a"].hit is whole and fused["a"].sources == {"dense", "lexical"}
-    assert fused["b"].hit is only_dense and not fused["b"].hit.complete
+    assert fused["b"].hit is only_dense and fused["b"].hit.chunk is None
+
+
+def test_document_hash_is_stable_and_tells_documents_and_tenants_apart():
+    # Stored in index columns: it must never change between releases.
+    assert doc_hash("t", "a") == doc_hash("t", "a") == -7556264607321938036
+    assert len({doc_hash("t", "a"), doc_hash("t", "b"), doc_hash("u", "a"), doc_hash("t\x1fa", "")}) == 4

@@ -1,5 +1,6 @@
 """The interface both engines of a kind implement, and the chunk <-> stored-fields mapping."""
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -58,16 +59,36 @@ class SearchScope:
         return sorted({PUBLIC, *self.principals})
 
 
+def doc_hash(tenant: str, doc_id: str) -> int:
+    """A document as one signed 64-bit integer: candidates name their document by it, so that
+    engines can return it from a numeric column instead of loading stored fields."""
+    digest = hashlib.blake2b(f"{tenant}\x1f{doc_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 @dataclass(frozen=True)
 class EngineHit:
-    chunk: types_pb2.Chunk
+    """A candidate: which chunk of which document version, and its score. `chunk` is the whole
+    chunk when the engine had it at hand; otherwise it is fetched for the final hits alone
+    (loading every stored field of 150 candidates costs more than the search itself)."""
+
+    chunk_id: str
+    doc: int  # doc_hash(tenant, doc_id)
+    version: int
     score: float
-    # False: the chunk holds only CANDIDATE_FIELDS; the rest is fetched for the final hits alone.
-    complete: bool = True
+    chunk: types_pb2.Chunk | None = None
+
+    @classmethod
+    def whole(cls, chunk: types_pb2.Chunk, score: float) -> "EngineHit":
+        return cls(chunk.chunk_id, doc_hash(chunk.tenant, chunk.doc_id), chunk.version, score, chunk)
+
+    @classmethod
+    def from_fields(cls, fields: dict, score: float) -> "EngineHit":
+        """From stored fields holding at least CANDIDATE_FIELDS (a Qdrant payload, an OpenSearch _source)."""
+        return cls(fields["chunk_id"], doc_hash(fields["tenant"], fields["doc_id"]), int(fields["version"]), score)
 
 
-# What ranking needs of a candidate: identity, and the version for visibility. Loading every
-# stored field (the text above all) of 150 candidates costs more than the dense search itself.
+# What ranking needs of a candidate from an engine that returns stored fields.
 CANDIDATE_FIELDS = ("chunk_id", "tenant", "doc_id", "version")
 
 
@@ -145,7 +166,8 @@ class DenseIndex(Protocol):
 class LexicalIndex(Protocol):
     def upsert(self, chunks: list[types_pb2.Chunk]) -> None: ...
     def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None: ...
-    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]: ...
+    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]: ...  # candidates
+    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]: ...  # whole chunks, by id
     def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None: ...
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int: ...
     def commit(self) -> None: ...

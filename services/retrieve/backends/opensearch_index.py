@@ -8,6 +8,7 @@ from opensearchpy import OpenSearch, helpers
 
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
+    CANDIDATE_FIELDS,
     PUBLIC,
     EngineHit,
     SearchScope,
@@ -94,6 +95,7 @@ class OpenSearchIndex:
         fields = [f"{name}^{boost}" for name, boost in self.field_boosts.items()]
         body = {
             "size": limit,
+            "_source": list(CANDIDATE_FIELDS),  # the whole chunks are fetched for the final hits alone
             "query": {
                 "bool": {
                     "must": [{"multi_match": {"query": query, "fields": fields, "type": "most_fields"}}],
@@ -102,7 +104,14 @@ class OpenSearchIndex:
             },
         }
         response = self.client.search(index=self.index, body=body)
-        return [EngineHit(fields_chunk(h["_source"]), float(h["_score"])) for h in response["hits"]["hits"]]
+        return [EngineHit.from_fields(h["_source"], float(h["_score"])) for h in response["hits"]["hits"]]
+
+    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]:
+        if not chunk_ids:
+            return {}
+        body = {"size": len(chunk_ids), "query": {"bool": {"filter": [{"terms": {"chunk_id": list(chunk_ids)}}]}}}
+        chunks = (fields_chunk(h["_source"]) for h in self.client.search(index=self.index, body=body)["hits"]["hits"])
+        return {c.chunk_id: c for c in chunks}
 
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         filters = []

@@ -25,13 +25,18 @@ log = logging.getLogger(__name__)
 
 
 class QdrantEdgeIndex:
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path, dimension: int, payload_in_memory: bool = True) -> None:
         self.path = Path(path)
         self.dimension = dimension
+        # Payload read from disk for every candidate took a third of a search (measured at 30k points).
+        self.payload_in_memory = payload_in_memory
         self.shard: qe.EdgeShard | None = None
 
     def open(self) -> None:
-        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=self.dimension, distance=qe.Distance.Cosine))
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=self.dimension, distance=qe.Distance.Cosine),
+            on_disk_payload=not self.payload_in_memory,
+        )
         if (self.path / "edge_config.json").exists() or any(self.path.glob("segments*")):
             self.shard = qe.EdgeShard.load(str(self.path), config)
         else:
@@ -105,7 +110,7 @@ class QdrantEdgeIndex:
                 with_payload=qe.PayloadSelector.Include(list(CANDIDATE_FIELDS)),
             )
         )
-        return [EngineHit(fields_chunk(p.payload), float(p.score), complete=False) for p in points]
+        return [EngineHit.from_fields(p.payload, float(p.score)) for p in points]
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]:
         if not chunk_ids:

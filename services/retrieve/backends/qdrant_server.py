@@ -100,7 +100,7 @@ class QdrantServerIndex:
             limit=limit,
             with_payload=models.PayloadSelectorInclude(include=list(CANDIDATE_FIELDS)),
         )
-        return [EngineHit(fields_chunk(p.payload), float(p.score), complete=False) for p in result.points]
+        return [EngineHit.from_fields(p.payload, float(p.score)) for p in result.points]
 
     def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]:
         if not chunk_ids:
