@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
-from benchmarks.common import DBPEDIA, BenchSystem, read_jsonl
+from benchmarks.common import DBPEDIA, NO_LIMITS, BenchSystem, read_jsonl
 from rag.v1 import embed_pb2, embed_pb2_grpc, gateway_pb2, gateway_pb2_grpc, types_pb2
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.ingest.chunker import chunk_document
@@ -120,7 +120,7 @@ def main() -> None:
     small = as_documents(abstracts[args.abstracts : args.abstracts + args.small], 1)
     texts = chunk_texts(docs)
     rounds = []
-    with BenchSystem() as bench:
+    with BenchSystem(NO_LIMITS) as bench:
         for round_number in range(args.repeat):
             # New ids each round: the same content under the same id would be deduplicated.
             fresh = [d | {"_id": f"{d['_id']}-r{round_number}"} for d in docs]

@@ -120,6 +120,8 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str], generation: int
             "dense_weight": round(last.fusion.dense_weight, 4),
             "rrf_k": last.fusion.rrf_k,
             "candidate_depth": last.fusion.candidate_depth,
+            "dense_depth": last.fusion.dense_depth,
+            "lexical_depth": last.fusion.lexical_depth,
         }
         report["modes"][mode] = metrics
         report["model_id"], report["index_watermark"] = last.embedding_model_id, last.index_watermark

@@ -226,12 +226,19 @@ def search(
     where: list[str] = typer.Option(None, "--where", help="KEY=V1,V2: document metadata KEY is one of the values."),
     since: str = typer.Option("", "--since", help="Documents dated (metadata `date`) on or after this ISO date."),
     until: str = typer.Option("", "--until", help="Documents dated on or before this ISO date."),
+    fusion: str = typer.Option("", "--fusion", help="rrf, minmax, zscore, dense or lexical; default: the server's."),
+    dense_weight: float = typer.Option(None, "--dense-weight", help="Weight of the dense side, in [0, 1]."),
+    dense_depth: int = typer.Option(0, "--dense-depth", help="Candidates from the dense engine."),
+    lexical_depth: int = typer.Option(0, "--lexical-depth", help="Candidates from the lexical engine."),
     data: Path = DataDir,
     tenant: str = TenantOpt,
     as_json: bool = JsonOut,
 ):
     """Hybrid search: hits with their fused, dense and lexical scores."""
     client = client_for(data, tenant)
+    params = types_pb2.FusionParams(method=fusion, dense_depth=dense_depth, lexical_depth=lexical_depth)
+    if dense_weight is not None:
+        params.dense_weight = dense_weight
     filters = []
     for item in where or []:
         key, sep, values = item.partition("=")
@@ -239,7 +246,11 @@ def search(
             raise typer.BadParameter(f"--where {item!r}: use KEY=VALUE[,VALUE...]")
         filters.append(types_pb2.MetadataFilter(key=key, any_of=values.split(",")))
     request = gateway_pb2.SearchRequest(
-        query=query, top_k=top_k, metadata_filters=filters, date_range=types_pb2.DateRange(start=since, end=until)
+        query=query,
+        top_k=top_k,
+        metadata_filters=filters,
+        date_range=types_pb2.DateRange(start=since, end=until),
+        fusion=params,
     )
     try:
         response = client.call("Search", request)
@@ -252,6 +263,7 @@ def search(
                 "index_watermark": response.index_watermark,
                 "index_generation": response.index_generation,
                 "model_id": response.embedding_model_id,
+                "fusion": MessageToDict(response.fusion, preserving_proto_field_name=True),
                 "hits": [_hit_dict(h) for h in response.hits],
             }
         )

@@ -70,6 +70,8 @@ class RetrieveSettings(ServiceSettings):
     fusion_dense_weight: float = Field(0.9, description="Default weight of the dense side, in [0, 1].")
     rrf_k: float = Field(10.0, description="RRF constant.")
     candidate_depth: int = Field(100, description="Candidates taken from each engine.")
+    dense_depth: int = Field(0, description="Candidates taken from the dense engine; 0 = candidate_depth.")
+    lexical_depth: int = Field(0, description="Candidates taken from the lexical engine; 0 = candidate_depth.")
     max_per_document: int = Field(0, description="Default cap of chunks per document in results; 0 = none.")
     max_top_k: int = Field(100, description="Largest top_k a caller may ask for.")
     consumer_name: str = Field("retrieve", description="Durable index-stream consumer of this replica.")

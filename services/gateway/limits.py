@@ -134,7 +134,7 @@ class Governor:
         for bucket, label in buckets:
             wait = bucket.wait()
             if wait:
-                raise LimitExceeded(f"{label} exceeded; retry in {wait:.2f} s", wait)
+                raise LimitExceeded(f"{label} exceeded; retry in {max(wait, 0.001) * 1000:.0f} ms", wait)
         for bucket, _ in buckets:
             bucket.try_take()
 

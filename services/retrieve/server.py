@@ -21,13 +21,17 @@ tracer = trace.get_tracer("ragmesh.retrieve")
 
 
 def resolve_fusion(asked: types_pb2.FusionParams, s: RetrieveSettings, top_k: int) -> types_pb2.FusionParams:
-    """The caller's fusion parameters with server defaults filled in: the exact ones used are returned."""
+    """The caller's fusion parameters with server defaults filled in: the exact ones used are returned.
+    A depth given for one retriever is taken as it is (BM25 may add 20 candidates to a top 100)."""
+    depth = max(asked.candidate_depth or s.candidate_depth, top_k)
     return types_pb2.FusionParams(
         method=asked.method or s.fusion_method,
         rrf_k=asked.rrf_k or s.rrf_k,
-        candidate_depth=max(asked.candidate_depth or s.candidate_depth, top_k),
+        candidate_depth=depth,
         dense_weight=asked.dense_weight if asked.HasField("dense_weight") else s.fusion_dense_weight,
         max_per_document=asked.max_per_document or s.max_per_document,
+        dense_depth=asked.dense_depth or s.dense_depth or depth,
+        lexical_depth=asked.lexical_depth or s.lexical_depth or depth,
     )
 
 
@@ -67,8 +71,9 @@ def fusion_problem(f: types_pb2.FusionParams, s: RetrieveSettings) -> str:
         return f"fusion method {f.method!r} is unknown; use one of {', '.join(METHODS)}"
     if not 0.0 <= f.dense_weight <= 1.0:
         return f"dense_weight {f.dense_weight} is outside [0, 1]"
-    if f.candidate_depth > 10 * s.max_top_k:
-        return f"candidate_depth {f.candidate_depth} is above the limit {10 * s.max_top_k}"
+    for name in ("candidate_depth", "dense_depth", "lexical_depth"):
+        if getattr(f, name) > 10 * s.max_top_k:
+            return f"{name} {getattr(f, name)} is above the limit {10 * s.max_top_k}"
     if f.rrf_k <= 0:
         return "rrf_k must be positive"
     return ""
@@ -128,7 +133,6 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         problem = fusion_problem(fusion, s)
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        depth = fusion.candidate_depth
         generation = await self._generation(context, request.generation)
         state, dense, lexical = generation.state, generation.dense, generation.lexical
         span = trace.get_current_span()
@@ -148,17 +152,17 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         vector = list(embedded.vectors[0].values)
 
         # Over-fetch a little: chunks of versions not yet (or no longer) active are dropped below.
-        fetch = depth + depth // 2
+        dense_depth, lexical_depth = fusion.dense_depth, fusion.lexical_depth
 
         def dense_search():
             with tracer.start_as_current_span("rag.retrieve.dense") as sp:
-                hits = dense.search(vector, scope, fetch)
+                hits = dense.search(vector, scope, dense_depth + dense_depth // 2)
                 sp.set_attribute("rag.hits", len(hits))
                 return hits
 
         def lexical_search():
             with tracer.start_as_current_span("rag.retrieve.lexical") as sp:
-                hits = lexical.search(query, scope, fetch)
+                hits = lexical.search(query, scope, lexical_depth + lexical_depth // 2)
                 sp.set_attribute("rag.hits", len(hits))
                 return hits
 
@@ -166,8 +170,8 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
             asyncio.to_thread(dense_search), asyncio.to_thread(lexical_search)
         )
         visible = state.visible_candidate
-        dense_hits = [h for h in dense_hits if visible(h.doc, h.version)][:depth]
-        lexical_hits = [h for h in lexical_hits if visible(h.doc, h.version)][:depth]
+        dense_hits = [h for h in dense_hits if visible(h.doc, h.version)][:dense_depth]
+        lexical_hits = [h for h in lexical_hits if visible(h.doc, h.version)][:lexical_depth]
         with tracer.start_as_current_span("rag.retrieve.fuse") as fuse_span:
             fuse_span.set_attribute("rag.fusion.method", fusion.method)
             fused = fuse(dense_hits, lexical_hits, fusion.method, fusion.dense_weight, fusion.rrf_k)

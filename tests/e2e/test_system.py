@@ -89,6 +89,20 @@ def test_search_reports_every_score(acme):
     assert response.index_watermark > 0 and response.embedding_model_id
 
 
+def test_each_retriever_gives_as_many_candidates_as_asked(system, acme):
+    fusion = types_pb2.FusionParams(method="rrf", dense_depth=1, lexical_depth=2)
+    request = gateway_pb2.SearchRequest(query="red pandas, containers and a volcano", top_k=10, fusion=fusion)
+    response = acme.stub.Search(request, metadata=acme.metadata, timeout=30)
+    assert (response.fusion.dense_depth, response.fusion.lexical_depth, response.fusion.candidate_depth) == (1, 2, 100)
+    assert sum(h.dense_matched for h in response.hits) == 1 and sum(h.lexical_matched for h in response.hits) == 2
+    assert len(response.hits) >= 2
+    key = acme.metadata[0][1]
+    found = cli_json(
+        system, "search", "red pandas and a volcano", "--lexical-depth", "1", "--fusion", "lexical", key=key
+    )
+    assert found["fusion"]["lexical_depth"] == 1 and found["fusion"]["method"] == "lexical" and len(found["hits"]) == 1
+
+
 def test_same_bytes_are_deduplicated(acme):
     response = acme.ingest("etna.txt", VOLCANO)
     assert response.deduplicated and response.version == 1

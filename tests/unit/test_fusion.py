@@ -86,3 +86,17 @@ def test_document_hash_is_stable_and_tells_documents_and_tenants_apart():
     # Stored in index columns: it must never change between releases.
     assert doc_hash("t", "a") == doc_hash("t", "a") == -7556264607321938036
     assert len({doc_hash("t", "a"), doc_hash("t", "b"), doc_hash("u", "a"), doc_hash("t\x1fa", "")}) == 4
+
+
+def test_depths_default_to_the_candidate_depth_and_are_checked():
+    from services.common.config import RetrieveSettings
+    from services.retrieve.server import fusion_problem, resolve_fusion
+
+    settings = RetrieveSettings()
+    used = resolve_fusion(types_pb2.FusionParams(), settings, top_k=150)
+    assert (used.candidate_depth, used.dense_depth, used.lexical_depth) == (150, 150, 150)
+    used = resolve_fusion(types_pb2.FusionParams(lexical_depth=20), settings, top_k=100)
+    assert (used.dense_depth, used.lexical_depth) == (100, 20)
+    assert fusion_problem(used, settings) == ""
+    too_deep = resolve_fusion(types_pb2.FusionParams(dense_depth=5000), settings, top_k=10)
+    assert fusion_problem(too_deep, settings) == "dense_depth 5000 is above the limit 1000"

@@ -272,18 +272,22 @@ class GroundingReport(_message.Message):
     def __init__(self, removed_citations: _Optional[int] = ..., dropped_sentences: _Optional[int] = ..., checked_sentences: _Optional[int] = ...) -> None: ...
 
 class FusionParams(_message.Message):
-    __slots__ = ("method", "rrf_k", "candidate_depth", "dense_weight", "max_per_document")
+    __slots__ = ("method", "rrf_k", "candidate_depth", "dense_weight", "max_per_document", "dense_depth", "lexical_depth")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     RRF_K_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     DENSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     MAX_PER_DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    DENSE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_DEPTH_FIELD_NUMBER: _ClassVar[int]
     method: str
     rrf_k: float
     candidate_depth: int
     dense_weight: float
     max_per_document: int
-    def __init__(self, method: _Optional[str] = ..., rrf_k: _Optional[float] = ..., candidate_depth: _Optional[int] = ..., dense_weight: _Optional[float] = ..., max_per_document: _Optional[int] = ...) -> None: ...
+    dense_depth: int
+    lexical_depth: int
+    def __init__(self, method: _Optional[str] = ..., rrf_k: _Optional[float] = ..., candidate_depth: _Optional[int] = ..., dense_weight: _Optional[float] = ..., max_per_document: _Optional[int] = ..., dense_depth: _Optional[int] = ..., lexical_depth: _Optional[int] = ...) -> None: ...
 
 class AnswerManifest(_message.Message):
     __slots__ = ("query_id", "trace_id", "index_watermark", "embedding_model_id", "chunker_version", "prompt_template_version", "provider", "provider_model", "fusion", "top_k", "hits", "usage", "stage_latency_ms", "generation_parameters", "grounding", "index_generation")
