@@ -47,18 +47,17 @@ class UsageStore:
         self.pending: dict[str, gateway_pb2.UsageRecord] = {}  # KV key -> counts not yet written
         self.shared: dict[str, tuple[float, gateway_pb2.UsageRecord]] = {}  # KV key -> (read at, record)
         self._task: asyncio.Task | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever())
 
     async def stop(self) -> None:
-        """Stop the flushing loop and write what is still counted."""
+        """Stop the flushing loop, then write what is still counted. The loop is not cancelled: a
+        flush cut off mid-write would lose the counts it had taken."""
+        self._stopping.set()
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
         await self.flush()
 
     def add(self, tenant: str, now: float, **deltas) -> None:
@@ -113,6 +112,8 @@ class UsageStore:
             self.shared[key] = (time.monotonic(), total)
 
     async def _flush_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_seconds)
-            await self.flush()
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.flush_seconds)
+            except TimeoutError:
+                await self.flush()

@@ -74,3 +74,16 @@ async def test_counts_that_cannot_be_written_stay_pending(nats_server):
     assert store.pending == {}
     assert (await UsageStore(store.kv).get("acme", now))[0].queries == 4
     await natsio.close(nc)
+
+
+async def test_stopping_while_a_flush_is_writing_loses_nothing(nats_server):
+    nc, (store,) = await stores(nats_server, 1, flush_seconds=0.01)
+    store.start()
+    now = time.time()
+    for _ in range(200):
+        store.add("acme", now, queries=1)
+        await asyncio.sleep(0.001)  # the loop flushes between adds; stop() lands wherever it lands
+    await store.stop()
+    assert store.pending == {}
+    assert (await UsageStore(store.kv).get("acme", now))[0].queries == 200
+    await natsio.close(nc)

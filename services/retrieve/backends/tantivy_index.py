@@ -1,4 +1,4 @@
-"""Lexical index on Tantivy: BM25 over title and text with English stemming.
+"""Lexical index on Tantivy: BM25 over title, section and text with English stop words and stemming.
 
 Candidates are read from numeric fast fields (chunk id, document hash, version): loading the
 stored fields of every candidate cost more than the search itself. An index of the previous
