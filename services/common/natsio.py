@@ -9,13 +9,16 @@ from collections.abc import Iterator
 import nats
 from nats.js import JetStreamContext
 from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
     KeyValueConfig,
     ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
@@ -171,3 +174,35 @@ def delivery_count(msg) -> int:
         return int(msg.metadata.num_delivered)
     except Exception:
         return 1
+
+
+async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> list[bytes]:
+    """The current value of every key of `bucket` matching `keys` (deleted keys left out).
+
+    Read with an ephemeral pull consumer: it delivers nothing until asked, so the count pending
+    when it is made is exact. nats-py's KV watch decides from a push consumer's count when the
+    initial values are over, and can end before they arrive (an empty listing right after a
+    restart was seen in the end-to-end tests)."""
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        mem_storage=True,
+    )
+    sub = await js.pull_subscribe(f"$KV.{bucket}.{keys}", stream=f"KV_{bucket}", config=config)
+    values = []
+    info = await sub.consumer_info()
+    try:
+        remaining = info.num_pending
+        while remaining > 0:
+            for msg in await sub.fetch(min(remaining, 256), timeout=10):
+                remaining -= 1
+                if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE") and msg.data:
+                    values.append(msg.data)
+    finally:
+        try:
+            await js.delete_consumer(f"KV_{bucket}", info.name)
+        except (NotFoundError, TimeoutError):
+            pass  # gone already, or NATS away: it expires on its own after inactive_threshold
+        await sub.unsubscribe()
+    return values

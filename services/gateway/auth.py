@@ -4,10 +4,12 @@ import hashlib
 import secrets
 import time
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from rag.v1 import gateway_pb2
+from services.common import natsio
 
 KEY_PREFIX = "rmk_"
 RANK = {gateway_pb2.ROLE_READER: 1, gateway_pb2.ROLE_WRITER: 2, gateway_pb2.ROLE_ADMIN: 3}
@@ -66,8 +68,8 @@ class KeyStore:
     KV round trip, a revocation on this replica applies at once, one on another within cache_seconds.
     Expiry is checked on every request."""
 
-    def __init__(self, kv: KeyValue, clock=time.time, cache_seconds: float = 5.0) -> None:
-        self.kv, self.clock, self.cache_seconds = kv, clock, cache_seconds
+    def __init__(self, js: JetStreamContext, kv: KeyValue, clock=time.time, cache_seconds: float = 5.0) -> None:
+        self.js, self.kv, self.clock, self.cache_seconds = js, kv, clock, cache_seconds
         self._read: dict[str, tuple[float, gateway_pb2.ApiKeyRecord]] = {}  # sha256 -> (read at, record)
 
     async def _record(self, digest: str) -> gateway_pb2.ApiKeyRecord | None:
@@ -126,18 +128,10 @@ class KeyStore:
             await self.add(key_sha256, tenant, principals, role, description)
 
     async def list(self, tenant: str = "") -> list[gateway_pb2.ApiKeyRecord]:
-        watcher = await self.kv.watchall(ignore_deletes=True)
-        records = []
-        try:
-            async for entry in watcher:
-                if entry is None:
-                    break
-                record = gateway_pb2.ApiKeyRecord.FromString(entry.value)
-                if not tenant or record.tenant == tenant:
-                    records.append(record)
-        finally:
-            await watcher.stop()
-        return sorted(records, key=lambda r: (r.tenant, r.created_unix_ms))
+        records = [gateway_pb2.ApiKeyRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_KEYS)]
+        return sorted(
+            (r for r in records if not tenant or r.tenant == tenant), key=lambda r: (r.tenant, r.created_unix_ms)
+        )
 
     async def revoke(self, key_id: str) -> gateway_pb2.ApiKeyRecord | None:
         for record in await self.list():

@@ -79,7 +79,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 natsio.STREAM_AUDIT, max_age=s.audit_retention_days * 86400, num_replicas=s.nats_replicas
             ),
         )
-        self.keys = KeyStore(await self.js.key_value(natsio.KV_KEYS), cache_seconds=s.key_cache_seconds)
+        self.keys = KeyStore(self.js, await self.js.key_value(natsio.KV_KEYS), cache_seconds=s.key_cache_seconds)
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
         self.answers = await self.js.create_key_value(

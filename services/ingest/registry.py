@@ -3,10 +3,12 @@
 import time
 from collections.abc import Callable
 
+from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from rag.v1 import types_pb2
+from services.common import natsio
 from services.common.ids import doc_key
 
 FINISHED_JOBS = frozenset({types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED})
@@ -17,8 +19,8 @@ def now_ms() -> int:
 
 
 class Registry:
-    def __init__(self, docs: KeyValue, jobs: KeyValue) -> None:
-        self.docs, self.jobs = docs, jobs
+    def __init__(self, js: JetStreamContext, docs: KeyValue, jobs: KeyValue) -> None:
+        self.js, self.docs, self.jobs = js, docs, jobs
 
     async def get(self, tenant: str, doc_id: str) -> tuple[types_pb2.DocumentRecord | None, int]:
         try:
@@ -57,18 +59,9 @@ class Registry:
                 continue
 
     async def list(self, tenant: str) -> list[types_pb2.DocumentRecord]:
-        """Every record of a tenant, read with one server-filtered watch (values included)."""
-        watcher = await self.docs.watch(f"{tenant}.>", ignore_deletes=True)
-        records = []
-        try:
-            async for entry in watcher:
-                if entry is None:  # end of the initial values
-                    break
-                if entry.value:
-                    records.append(types_pb2.DocumentRecord.FromString(entry.value))
-        finally:
-            await watcher.stop()
-        return sorted(records, key=lambda r: r.doc_id)
+        """Every record of a tenant (deleted ones are tombstones in their record, still listed)."""
+        values = await natsio.kv_values(self.js, natsio.KV_DOCS, f"{tenant}.>")
+        return sorted((types_pb2.DocumentRecord.FromString(v) for v in values), key=lambda r: r.doc_id)
 
     async def get_job(self, job_id: str) -> types_pb2.JobRecord | None:
         try:

@@ -35,7 +35,9 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         self.nc = await natsio.connect(s.nats_url, "ingest")
         self.js = self.nc.jetstream()
         await natsio.ensure_all(self.js, self.settings.nats_replicas)
-        self.registry = Registry(await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS))
+        self.registry = Registry(
+            self.js, await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS)
+        )
         self.objects = await self.js.object_store(natsio.OBJECTS_RAW)
         embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, self.settings))
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)

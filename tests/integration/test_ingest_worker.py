@@ -29,7 +29,7 @@ async def setup(nats_server, embed_addr, count_tokens):
     nc = await natsio.connect(nats_server.url, "test")
     js = nc.jetstream()
     await natsio.ensure_all(js)
-    registry = Registry(await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
+    registry = Registry(js, await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
     objects = await js.object_store(natsio.OBJECTS_RAW)
     await objects.put("raw/notes", TEXT)
     await registry.mutate(

@@ -46,7 +46,7 @@ async def test_registry_compare_and_set_loses_no_update(nats_server):
     nc = await natsio.connect(nats_server.url, "test")
     js = nc.jetstream()
     await natsio.ensure_all(js)
-    registry = Registry(await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
+    registry = Registry(js, await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
 
     def add_version(record):
         record = record or types_pb2.DocumentRecord(tenant="t", doc_id="doc/1")
@@ -70,4 +70,23 @@ async def test_buckets_exist(nats_server, bucket):
     kv = await js.key_value(bucket)
     await kv.put("probe", b"1")
     assert (await kv.get("probe")).value == b"1"
+    await natsio.close(nc)
+
+
+async def test_kv_values_lists_every_current_value_and_no_deleted_key(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    kv = await js.key_value(natsio.KV_DOCS)
+    for i in range(600):  # more than one fetch
+        await kv.put(f"t1.d{i}", f"v{i}".encode())
+    await kv.put("t1.d0", b"second value")
+    await kv.put("t2.x", b"another tenant")
+    await kv.delete("t1.d1")
+    values = await natsio.kv_values(js, natsio.KV_DOCS, "t1.>")
+    assert len(values) == 599 and b"second value" in values and b"v0" not in values and b"v1" not in values
+    assert await natsio.kv_values(js, natsio.KV_DOCS, "t2.>") == [b"another tenant"]
+    assert await natsio.kv_values(js, natsio.KV_DOCS, "t3.>") == []
+    stream = await js.stream_info("KV_" + natsio.KV_DOCS)
+    assert stream.state.consumer_count == 0  # each listing removes its consumer
     await natsio.close(nc)
