@@ -34,12 +34,25 @@ def _wait_replayed(client: Client, number: int, timeout: float, caught_up: bool 
         info = next((g for g in _generations(client).generations if g.record.number == number), None)
         if info is None:
             raise typer.BadParameter(f"there is no index generation {number}")
-        if info.index_watermark >= info.record.replay_until and (not caught_up or info.lag == 0):
+        replayed = info.index_watermark >= info.record.replay_until and (not caught_up or info.lag == 0)
+        filled = not info.record.rechunk or info.missing_documents == 0
+        if replayed and filled:
             return
         if time.monotonic() > deadline:
-            typer.echo(f"error: generation {number} is still replaying ({info.lag} events behind)", err=True)
+            if not filled:
+                typer.echo(
+                    f"error: generation {number} lacks {info.missing_documents} documents (re-chunking)", err=True
+                )
+            else:
+                typer.echo(f"error: generation {number} is still replaying ({info.lag} events behind)", err=True)
             raise typer.Exit(3)
         time.sleep(0.5)
+
+
+def _chunking_text(record) -> str:
+    if not record.HasField("chunking"):
+        return "configured chunking" + (", re-chunked" if record.rechunk else "")
+    return f"chunks of {record.chunking.target_tokens} tokens, overlap {record.chunking.overlap_tokens}"
 
 
 @index_app.command("list")
@@ -60,9 +73,11 @@ def index_list(data: Path = DataDir, as_json: bool = JsonOut):
     for g in reply.generations:
         mark = "active" if g.active else "previous" if g.previous else ""
         created = datetime.fromtimestamp(g.record.created_unix_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        chunking = _chunking_text(g.record)
         typer.echo(
             f"{g.record.number:>3} {mark:<8} {g.index_generation:<60} watermark {g.index_watermark} "
-            f"lag {g.lag}  chunks {g.dense_points}/{g.lexical_documents}  {created}  {g.record.reason}"
+            f"lag {g.lag}  chunks {g.dense_points}/{g.lexical_documents}  documents {g.documents} "
+            f"(missing {g.missing_documents})  {chunking}  {created}  {g.record.reason}"
         )
     if reply.pointer.note:
         typer.echo(f"active because: {reply.pointer.note}")
@@ -71,22 +86,37 @@ def index_list(data: Path = DataDir, as_json: bool = JsonOut):
 @index_app.command("rebuild")
 def index_rebuild(
     reason: str = typer.Option("", "--reason", help="Why; kept with the generation."),
-    wait: bool = typer.Option(False, "--wait", help="Return when the new generation has replayed the stream."),
+    rechunk: bool = typer.Option(
+        False, "--rechunk", help="Chunk and embed every document again from its stored bytes (a new chunker)."
+    ),
+    chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Chunk size of the new generation (re-chunks)."),
+    chunk_overlap: int = typer.Option(None, "--chunk-overlap", help="Overlap of the new generation's chunks."),
+    wait: bool = typer.Option(False, "--wait", help="Return when the new generation holds every document."),
     timeout: float = typer.Option(3600, "--timeout", help="Seconds --wait may take."),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
-    """Build a new generation beside the active one by replaying the index stream; the active one
-    keeps serving until a promotion."""
+    """Build a new generation beside the active one, by replaying the index stream or (--rechunk,
+    --chunk-tokens) by re-chunking every stored document; the active one keeps serving until a
+    promotion."""
+    request = gateway_pb2.RebuildIndexRequest(reason=reason, rechunk=rechunk)
+    if chunk_tokens is not None or chunk_overlap is not None:
+        if chunk_tokens is None or chunk_overlap is None:
+            raise typer.BadParameter("give --chunk-tokens and --chunk-overlap together")
+        request.chunking.target_tokens, request.chunking.overlap_tokens = chunk_tokens, chunk_overlap
     client = Client(data)
     try:
-        record = client.call("RebuildIndex", gateway_pb2.RebuildIndexRequest(reason=reason)).generation
+        reply = client.call("RebuildIndex", request)
+        record = reply.generation
         if wait:
             _wait_replayed(client, record.number, timeout)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
-        emit(MessageToDict(record, preserving_proto_field_name=True))
+        emit({**MessageToDict(record, preserving_proto_field_name=True), "documents_queued": reply.documents_queued})
+    elif record.rechunk:
+        state = "holds every document" if wait else f"re-chunking {reply.documents_queued} documents"
+        typer.echo(f"generation {record.number}: {state}")
     else:
         state = "replayed" if wait else f"replaying {record.replay_until} events"
         typer.echo(f"generation {record.number}: {state}")

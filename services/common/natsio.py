@@ -76,6 +76,7 @@ KV_JOBS = "rag_jobs"
 KV_KEYS = "rag_keys"
 KV_USAGE = "rag_usage"
 KV_INDEX = "rag_index"  # which index generation serves (key "pointer"), shared by every retrieve replica
+INDEX_POINTER_KEY = "pointer"
 KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
 OBJECTS_RAW = "rag_raw"
 

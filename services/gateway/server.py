@@ -54,11 +54,21 @@ ANSWER_CACHE = Counter("ragmesh_answer_cache_requests_total", "Answer-cache look
 COST = Counter("ragmesh_cost_usd_total", "Provider cost in US dollars, by tenant.", ["tenant"])
 
 CHUNKER_VERSION_UNKNOWN = ""
+MODEL_MAX_TOKENS = 256  # all-MiniLM-L6-v2's input limit: no chunk may be larger
 
 
 class Downstream(Exception):
     def __init__(self, error: grpc.aio.AioRpcError) -> None:
         self.error = error
+
+
+def chunking_problem(chunking: types_pb2.Chunking) -> str:
+    """Why chunk sizes cannot be used, or "" when they can."""
+    if not 16 <= chunking.target_tokens <= MODEL_MAX_TOKENS:
+        return f"chunking.target_tokens must be 16-{MODEL_MAX_TOKENS} (the embedding model's limit)"
+    if chunking.overlap_tokens > chunking.target_tokens // 2:
+        return "chunking.overlap_tokens may be at most half of target_tokens"
+    return ""
 
 
 class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
@@ -562,9 +572,28 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
 
     async def RebuildIndex(self, request, context):
         await self._caller(context, "RebuildIndex")
-        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason)
-        reply = await self._call(context, self.retrieve.CreateGeneration, asked)
-        return gateway_pb2.RebuildIndexResponse(generation=reply.generation)
+        rechunk = request.rechunk or request.HasField("chunking")
+        if request.HasField("chunking"):
+            problem = chunking_problem(request.chunking)
+            if problem:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason, rechunk=rechunk)
+        if request.HasField("chunking"):
+            asked.chunking.CopyFrom(request.chunking)
+        record = (await self._call(context, self.retrieve.CreateGeneration, asked)).generation
+        if not rechunk:
+            return gateway_pb2.RebuildIndexResponse(generation=record)
+        queue = ingest_pb2.RechunkRequest(generation=record.number)
+        if request.HasField("chunking"):
+            queue.chunking.CopyFrom(request.chunking)
+        try:
+            queued = await self.ingest.Rechunk(queue, timeout=self._timeout(context))
+        except grpc.aio.AioRpcError as exc:
+            # A generation nothing will fill must not stay behind looking like a rebuild in progress.
+            drop = retrieve_pb2.DropGenerationRequest(number=record.number)
+            await self._call(context, self.retrieve.DropGeneration, drop)
+            await context.abort(exc.code(), f"the documents could not be queued for re-chunking: {exc.details()}")
+        return gateway_pb2.RebuildIndexResponse(generation=record, documents_queued=queued.documents_queued)
 
     async def PromoteIndex(self, request, context):
         await self._caller(context, "PromoteIndex")

@@ -13,7 +13,7 @@ from services.common.server import Service, run
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.common.usage import UsageStore
 from services.ingest.events import LifecycleFollower
-from services.ingest.registry import Registry, now_ms
+from services.ingest.registry import Registry, now_ms, version_entry
 from services.ingest.worker import IngestWorker
 
 
@@ -42,7 +42,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, self.settings))
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
-        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, self.usage)
+        index_kv = await self.js.key_value(natsio.KV_INDEX)
+        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, self.usage, index_kv)
         self.follower = LifecycleFollower(self.js, self.registry)
         await self.worker.start()
         await self.follower.start()
@@ -216,6 +217,42 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             self.js, f"rag.jobs.{record.tenant}", job.SerializeToString(), msg_id=msg_id, span_name="rag.ingest.enqueue"
         )
 
+    async def Rechunk(self, request, context):
+        if request.generation < 1:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the index generation to re-chunk for")
+        records = [types_pb2.DocumentRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_DOCS)]
+        queued = 0
+        for record in records:
+            for version in rechunk_versions(record):
+                await self._publish_rechunk(record, version, request)
+                queued += 1
+        return ingest_pb2.RechunkResponse(documents_queued=queued)
+
+    async def _publish_rechunk(self, record: types_pb2.DocumentRecord, version: int, request) -> None:
+        entry = version_entry(record, version)
+        job = events_pb2.IngestJob(
+            job_id=f"rechunk-{request.generation}-{uuid.uuid4().hex}",
+            tenant=record.tenant,
+            doc_id=record.doc_id,
+            version=version,
+            content_sha256=entry.content_sha256,
+            object_name=object_name(record.tenant, record.doc_id, entry.content_sha256),
+            content_type=record.content_type,
+            source_name=record.source_name,
+            title=record.title,
+            rechunk_generation=request.generation,
+        )
+        if request.HasField("chunking"):
+            job.chunking.CopyFrom(request.chunking)
+        # Fair scheduling puts it beside the tenant's own uploads, not ahead of other tenants.
+        await natsio.publish(
+            self.js,
+            f"rag.jobs.{record.tenant}",
+            job.SerializeToString(),
+            msg_id=f"rechunk/{request.generation}/{record.tenant}/{token(record.doc_id)}/{version}",
+            span_name="rag.ingest.enqueue",
+        )
+
     async def GetIngestJob(self, request, context):
         await self._require(context, request.tenant)
         job = await self.registry.get_job(request.job_id) if request.job_id else None
@@ -260,6 +297,22 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             msg_id=f"{request.tenant}/{token(request.doc_id)}/remove/{record.updated_unix_ms}",
         )
         return ingest_pb2.RemoveDocumentResponse(document=record)
+
+
+def rechunk_versions(record: types_pb2.DocumentRecord) -> list[int]:
+    """What a new generation needs of a document: the version searches show, and the current one
+    when it is still on its way (its job may have started before the generation existed)."""
+    if record.status == types_pb2.DOCUMENT_STATUS_DELETED:
+        return []
+    versions = [record.indexed_version] if record.indexed_version else []
+    current = version_entry(record, record.current_version)
+    if (
+        current is not None
+        and record.current_version not in versions
+        and current.status != types_pb2.DOCUMENT_STATUS_FAILED
+    ):
+        versions.append(record.current_version)
+    return versions
 
 
 def main() -> None:

@@ -14,13 +14,15 @@ from dataclasses import asdict
 import grpc
 import numpy as np
 from nats.js import JetStreamContext
-from nats.js.errors import ObjectNotFoundError
+from nats.js.errors import KeyNotFoundError, ObjectNotFoundError
+from nats.js.kv import KeyValue
 from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from rag.v1 import embed_pb2, events_pb2, types_pb2
+from rag.v1 import embed_pb2, events_pb2, retrieve_pb2, types_pb2
 from services.common import natsio
+from services.common.chunking import chunkings_to_write, label, same_sizes
 from services.common.config import IngestSettings
 from services.common.ids import chunk_id, token
 from services.common.usage import UsageStore
@@ -58,9 +60,11 @@ class IngestWorker:
         settings: IngestSettings,
         count_tokens,
         usage: UsageStore | None = None,
+        index_kv: KeyValue | None = None,
     ) -> None:
         self.js, self.registry, self.objects, self.embed = js, registry, objects, embed
         self.usage = usage
+        self.index_kv = index_kv  # the index pointer: which chunkings the generations hold
         self.settings = settings
         self.count_tokens = count_tokens
         self._stopping = asyncio.Event()
@@ -158,6 +162,12 @@ class IngestWorker:
             deliveries=attempt,
         )
         await natsio.publish(self.js, f"rag.dlq.{job.tenant}", event.SerializeToString())
+        if job.rechunk_generation:  # the live version stays as it is; the new generation lacks it
+            log.error(
+                "re-chunk failed",
+                extra={"fields": {"generation": job.rechunk_generation, "doc_id": job.doc_id, "error": reason}},
+            )
+            return
         await mark_failed(self.registry, job.tenant, job.doc_id, job.version, job.job_id, reason)
         log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
 
@@ -195,62 +205,94 @@ class IngestWorker:
         if not await self.registry.update_job(job_id, **fields):
             raise AlreadyFinished()
 
-    async def _chunks(self, job: events_pb2.IngestJob, attempt: int) -> tuple[str, list[str], list[ChunkDraft]]:
-        """Parsed and chunked once per content and chunker settings, kept beside the raw bytes when
-        embedding takes more than one batch: a redelivered job does not parse again."""
+    @property
+    def configured(self) -> types_pb2.Chunking:
         s = self.settings
-        settings = f"{s.chunk_target_tokens}-{s.chunk_overlap_tokens}-{s.max_tokens}"
-        name = f"{job.object_name}.chunks.{CHUNKER_VERSION}-{settings}"
-        if attempt > 1:
-            try:
-                kept = json.loads((await self.objects.get(name)).data)
-                return kept["title"], kept["warnings"], [ChunkDraft(**d) for d in kept["chunks"]]
-            except ObjectNotFoundError:
-                pass
-        data = (await self.objects.get(job.object_name)).data
-        with tracer.start_as_current_span("rag.ingest.parse") as span:
-            parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
-            span.set_attribute("rag.bytes", len(data))
-        with tracer.start_as_current_span("rag.ingest.chunk") as span:
-            drafts = await asyncio.to_thread(
-                chunk_document, parsed, self.count_tokens, s.chunk_target_tokens, s.chunk_overlap_tokens, s.max_tokens
-            )
-            span.set_attribute("rag.chunks", len(drafts))
-        if len(drafts) > s.max_chunks_per_document:
-            raise DocumentError(f"the document makes {len(drafts)} chunks; the limit is {s.max_chunks_per_document}")
-        if len(drafts) > s.embed_batch_size:
-            kept = {"title": parsed.title, "warnings": parsed.warnings, "chunks": [asdict(d) for d in drafts]}
-            await self.objects.put(name, json.dumps(kept).encode())
-        return parsed.title, parsed.warnings, drafts
-
-    async def process(self, job: events_pb2.IngestJob, attempt: int = 1) -> None:
-        progress = await self.registry.get_job(job.job_id)
-        if progress is None:  # its record was lost: start a new one
-            progress = types_pb2.JobRecord(
-                job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version, created_unix_ms=now_ms()
-            )
-            await self.registry.create_job(progress)
-        elif progress.status in FINISHED_JOBS:
-            raise AlreadyFinished()
-        record = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
-        parsed_title, warnings, drafts = await self._chunks(job, attempt)
-        s = self.settings
-        # Resume after the last batch whose index event was published.
-        done = progress.chunks_embedded if progress.chunks_total == len(drafts) else 0
-        if done:
-            log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        await self._report(
-            job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=len(drafts), chunks_embedded=done
+        return types_pb2.Chunking(
+            target_tokens=s.chunk_target_tokens, overlap_tokens=s.chunk_overlap_tokens, chunker_version=CHUNKER_VERSION
         )
-        if warnings:
-            await self._set_warnings(job, warnings)
-        title = record.title or parsed_title
+
+    async def _chunkings(self) -> list[types_pb2.Chunking]:
+        """The chunkings the index generations hold, read as the job starts: a generation made
+        later is filled by its own re-chunk jobs."""
+        pointer = None
+        if self.index_kv is not None:
+            try:
+                entry = await self.index_kv.get(natsio.INDEX_POINTER_KEY)
+                pointer = retrieve_pb2.IndexPointer.FromString(entry.value)
+            except KeyNotFoundError:
+                pass
+        return chunkings_to_write(pointer, self.configured)
+
+    async def _chunks(
+        self, job: events_pb2.IngestJob, attempt: int, chunkings: list[types_pb2.Chunking]
+    ) -> tuple[str, list[str], list[list[ChunkDraft]]]:
+        """The document's chunks in each chunking. Parsed once per content and chunked once per
+        chunking, kept beside the raw bytes when embedding takes more than one batch: a
+        redelivered job does not parse again."""
+        s = self.settings
+        title, warnings, parsed = "", [], None
+        chunk_sets: list[list[ChunkDraft]] = []
+        for chunking in chunkings:
+            name = f"{job.object_name}.chunks.{CHUNKER_VERSION}-{label(chunking)}-{s.max_tokens}"
+            if attempt > 1 and parsed is None:
+                try:
+                    kept = json.loads((await self.objects.get(name)).data)
+                    title, warnings = kept["title"], kept["warnings"]
+                    chunk_sets.append([ChunkDraft(**d) for d in kept["chunks"]])
+                    continue
+                except ObjectNotFoundError:
+                    pass
+            if parsed is None:
+                data = (await self.objects.get(job.object_name)).data
+                with tracer.start_as_current_span("rag.ingest.parse") as span:
+                    parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
+                    span.set_attribute("rag.bytes", len(data))
+                title, warnings = parsed.title, parsed.warnings
+            with tracer.start_as_current_span("rag.ingest.chunk") as span:
+                drafts = await asyncio.to_thread(
+                    chunk_document,
+                    parsed,
+                    self.count_tokens,
+                    chunking.target_tokens,
+                    chunking.overlap_tokens,
+                    s.max_tokens,
+                )
+                span.set_attribute("rag.chunks", len(drafts))
+                span.set_attribute("rag.chunking", label(chunking))
+            if len(drafts) > s.max_chunks_per_document:
+                raise DocumentError(
+                    f"the document makes {len(drafts)} chunks; the limit is {s.max_chunks_per_document}"
+                )
+            if len(drafts) > s.embed_batch_size:
+                kept = {"title": title, "warnings": warnings, "chunks": [asdict(d) for d in drafts]}
+                await self.objects.put(name, json.dumps(kept).encode())
+            chunk_sets.append(drafts)
+        return title, warnings, chunk_sets
+
+    def _tagged(self, event: events_pb2.IndexBatch, chunking: types_pb2.Chunking) -> events_pb2.IndexBatch:
+        event.chunking.CopyFrom(chunking)
+        event.chunking.chunker_version = CHUNKER_VERSION
+        event.configured_chunking = same_sizes(chunking, self.configured)
+        return event
+
+    async def _write(
+        self,
+        job: events_pb2.IngestJob,
+        record: types_pb2.DocumentRecord,
+        title: str,
+        chunking: types_pb2.Chunking,
+        drafts: list[ChunkDraft],
+        skip: int,
+        ids: str,
+        on_batch,
+    ) -> str:
+        """Embed `drafts` from `skip` on in batches and publish each batch's upserts; returns the
+        embedding model id. `on_batch(embedded, tokens)` after each batch is out."""
+        s = self.settings
         acl = list(record.acl) or ["public"]
-        subject = f"rag.index.{job.tenant}"
-        base_id = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
         model_id = ""
-        tokens = progress.embedding_tokens if done else 0  # the batches of earlier deliveries
-        for start in range(done, len(drafts), s.embed_batch_size):
+        for start in range(skip, len(drafts), s.embed_batch_size):
             batch = drafts[start : start + s.embed_batch_size]
             with tracer.start_as_current_span("rag.ingest.embed") as span:
                 response = await self._embed([d.embed_text for d in batch])
@@ -288,29 +330,103 @@ class IngestWorker:
                 job_id=job.job_id,
                 upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
             )
-            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{base_id}/upsert/{start}")
-            embedded = start + len(batch)
+            self._tagged(event, chunking)
+            subject = f"rag.index.{job.tenant}"
+            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{ids}/upsert/{start}")
             CHUNKS.labels(job.tenant).inc(len(batch))
-            tokens += response.tokens
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
-            if self.usage is not None:  # billed as embedded: a job cut off later has still spent it
-                self.usage.add(job.tenant, time.time(), embedding_tokens=response.tokens)
-            if embedded < len(drafts):  # the last batch's progress goes out with INDEXING below
-                await self._report(job.job_id, chunks_embedded=embedded, embedding_tokens=tokens)
-        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=len(drafts))
+            await on_batch(start + len(batch), response.tokens)
+        return model_id
+
+    async def _activate(
+        self, job: events_pb2.IngestJob, chunking, chunk_count: int, model_id: str, ids: str, rechunk: bool = False
+    ) -> None:
         activate = events_pb2.IndexBatch(
             tenant=job.tenant,
             doc_id=job.doc_id,
             embedding_model_id=model_id,
             job_id=job.job_id,
-            activate=events_pb2.ActivateVersion(version=job.version, chunk_count=len(drafts)),
+            activate=events_pb2.ActivateVersion(version=job.version, chunk_count=chunk_count, rechunk=rechunk),
         )
-        trace.get_current_span().set_attribute("rag.tokens", tokens)
-        # Before the activation goes out: retrieve may mark the job done right after it.
+        self._tagged(activate, chunking)
+        await natsio.publish(self.js, f"rag.index.{job.tenant}", activate.SerializeToString(), msg_id=f"{ids}/activate")
+
+    def _ids(self, job: events_pb2.IngestJob, chunking: types_pb2.Chunking) -> str:
+        """Message-id prefix of a job's index events: the configured chunking keeps the plain ids;
+        a re-chunk's ids name its generation, or JetStream would drop them as repeats of the
+        original ingestion's."""
+        ids = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
+        if job.rechunk_generation:
+            return f"{ids}/rechunk/{job.rechunk_generation}/{label(chunking)}"
+        return ids if same_sizes(chunking, self.configured) else f"{ids}/{label(chunking)}"
+
+    async def process(self, job: events_pb2.IngestJob, attempt: int = 1) -> None:
+        if job.rechunk_generation:
+            await self.rechunk(job, attempt)
+            return
+        progress = await self.registry.get_job(job.job_id)
+        if progress is None:  # its record was lost: start a new one
+            progress = types_pb2.JobRecord(
+                job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version, created_unix_ms=now_ms()
+            )
+            await self.registry.create_job(progress)
+        elif progress.status in FINISHED_JOBS:
+            raise AlreadyFinished()
+        record = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
+        chunkings = await self._chunkings()
+        parsed_title, warnings, chunk_sets = await self._chunks(job, attempt, chunkings)
+        total = sum(len(drafts) for drafts in chunk_sets)
+        # Resume after the last batch whose index event was published.
+        done = progress.chunks_embedded if progress.chunks_total == total else 0
+        if done:
+            log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
+        await self._report(job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=total, chunks_embedded=done)
+        if warnings:
+            await self._set_warnings(job, warnings)
+        title = record.title or parsed_title
+        spent = {"tokens": progress.embedding_tokens if done else 0}  # the batches of earlier deliveries
+        offset, model_id = 0, ""
+        for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
+
+            async def on_batch(embedded: int, tokens: int, offset: int = offset) -> None:
+                spent["tokens"] += tokens
+                if self.usage is not None:  # billed as embedded: a job cut off later has still spent it
+                    self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
+                if offset + embedded < total:  # the last batch's progress goes out with INDEXING below
+                    await self._report(job.job_id, chunks_embedded=offset + embedded, embedding_tokens=spent["tokens"])
+
+            skip = min(len(drafts), max(0, done - offset))
+            ids = self._ids(job, chunking)
+            model_id = await self._write(job, record, title, chunking, drafts, skip, ids, on_batch) or model_id
+            offset += len(drafts)
+        chunk_count = len(chunk_sets[0])  # in the active generation's chunking
+        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=chunk_count)
+        trace.get_current_span().set_attribute("rag.tokens", spent["tokens"])
+        # Before the activations go out: retrieve may mark the job done right after one.
         await self._report(
-            job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=len(drafts), embedding_tokens=tokens
+            job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=total, embedding_tokens=spent["tokens"]
         )
-        await natsio.publish(self.js, subject, activate.SerializeToString(), msg_id=f"{base_id}/activate")
+        for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
+            await self._activate(job, chunking, len(drafts), model_id, self._ids(job, chunking))
+
+    async def rechunk(self, job: events_pb2.IngestJob, attempt: int) -> None:
+        """Chunk and embed an indexed version again, from its stored bytes, for one new index
+        generation. The registry and the job records are the live ingestion's and stay as they are."""
+        record, _ = await self.registry.get(job.tenant, job.doc_id)
+        if not shown(record, job.version):
+            return  # deleted or replaced since: the newer version's own job writes every chunking
+        chunking = job.chunking if job.HasField("chunking") else self.configured
+        title, _, (drafts,) = await self._chunks(job, attempt, [chunking])
+        title = record.title or title
+        ids = self._ids(job, chunking)
+
+        async def on_batch(embedded: int, tokens: int) -> None:
+            pass  # an operator's rebuild, not the tenant's ingestion: counted in metrics, not billed
+
+        model_id = await self._write(job, record, title, chunking, drafts, 0, ids, on_batch)
+        record, _ = await self.registry.get(job.tenant, job.doc_id)
+        if shown(record, job.version):
+            await self._activate(job, chunking, len(drafts), model_id, ids, rechunk=True)
 
     async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:
         def change(record):
@@ -336,6 +452,13 @@ class IngestWorker:
                 hint = dict(exc.trailing_metadata() or ()).get("retry-after-ms", "500")
                 await asyncio.sleep(int(hint) / 1000)
         raise RuntimeError("the embed service stayed overloaded")
+
+
+def shown(record: types_pb2.DocumentRecord | None, version: int) -> bool:
+    """Whether `version` is the document's current or indexed version (not deleted, not replaced)."""
+    if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
+        return False
+    return version in (record.current_version, record.indexed_version)
 
 
 async def mark_failed(registry: Registry, tenant: str, doc_id: str, version: int, job_id: str, reason: str) -> None:

@@ -9,8 +9,9 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from opentelemetry import trace
 from prometheus_client import Counter, Gauge
 
-from rag.v1 import events_pb2
+from rag.v1 import events_pb2, retrieve_pb2
 from services.common import natsio
+from services.common.chunking import CHUNK_OPS, applies_to
 from services.retrieve.backends.base import DenseIndex, LexicalIndex
 from services.retrieve.state import IndexState
 
@@ -23,6 +24,13 @@ WATERMARK_LAG = Gauge("ragmesh_index_watermark_lag", "Index events in the stream
 APPLIED = Counter("ragmesh_index_events_applied_total", "Index events applied, by operation.", ["op"])
 
 
+def event_version(event: events_pb2.IndexBatch) -> int:
+    """The document version an upsert or activation is about."""
+    if event.WhichOneof("op") == "activate":
+        return event.activate.version
+    return event.upserts.chunks[0].version if event.upserts.chunks else 0
+
+
 class IndexConsumer:
     def __init__(
         self,
@@ -33,21 +41,27 @@ class IndexConsumer:
         durable: str,
         batch: int = 128,
         replay_until: int = 0,
+        record: retrieve_pb2.GenerationRecord | None = None,
     ) -> None:
         self.js, self.dense, self.lexical, self.state = js, dense, lexical, state
         self.durable, self.batch = durable, batch
         # A new generation replaying the stream up to here must not announce documents as newly
         # indexed; from there on every generation announces (the event ids collapse the repeats).
         self.replay_until = replay_until
+        # Which chunking this generation holds; a re-chunked one starts after the events that were
+        # in the stream when it was made (its re-chunk jobs write what they held).
+        self.record = record or retrieve_pb2.GenerationRecord()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._counted_at: int | None = None  # the watermark the index sizes were last counted at
 
     async def start(self) -> None:
+        deliver = DeliverPolicy.BY_START_SEQUENCE if self.record.rechunk else DeliverPolicy.ALL
         config = ConsumerConfig(
             durable_name=self.durable,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=deliver,
+            opt_start_seq=self.replay_until + 1 if self.record.rechunk else None,
             ack_wait=120.0,
             max_ack_pending=4 * self.batch,
             # A replica that is gone for a day (a rescheduled pod with a new name) leaves no consumer behind.
@@ -143,6 +157,15 @@ class IndexConsumer:
         chunkers: set[str] = set()
         model_id = self.state.model_id
         for msg, event in events:
+            if not applies_to(self.record, event):
+                APPLIED.labels("other_chunking").inc()
+                continue
+            key = (event.tenant, event.doc_id)
+            shown = changes[key] if key in changes else self.state.active.get(key)
+            if event.WhichOneof("op") in CHUNK_OPS and shown and event_version(event) < shown:
+                # A re-chunk of a version replaced meanwhile: versions only grow, never go back.
+                APPLIED.labels("stale").inc()
+                continue
             if event.embedding_model_id and model_id and event.embedding_model_id != model_id:
                 log.error(
                     "index event from another embedding model refused",
@@ -172,21 +195,23 @@ class IndexConsumer:
                 self.dense.upsert(chunks, vectors.tolist())
                 self.lexical.upsert(chunks)
             elif op == "activate":
+                announce = not event.activate.rechunk  # a re-chunk's version was announced when first indexed
                 self.dense.retire(event.tenant, event.doc_id, keep_version=event.activate.version)
                 self.lexical.retire(event.tenant, event.doc_id, keep_version=event.activate.version)
                 changes[(event.tenant, event.doc_id)] = event.activate.version
-                indexed.append(
-                    (
-                        msg,
-                        events_pb2.DocumentIndexed(
-                            tenant=event.tenant,
-                            doc_id=event.doc_id,
-                            version=event.activate.version,
-                            chunk_count=event.activate.chunk_count,
-                            job_id=event.job_id,
-                        ),
+                if announce:
+                    indexed.append(
+                        (
+                            msg,
+                            events_pb2.DocumentIndexed(
+                                tenant=event.tenant,
+                                doc_id=event.doc_id,
+                                version=event.activate.version,
+                                chunk_count=event.activate.chunk_count,
+                                job_id=event.job_id,
+                            ),
+                        )
                     )
-                )
             elif op == "update_metadata":
                 update = event.update_metadata
                 self.lexical.commit()  # earlier upserts of this batch must be visible to be rewritten

@@ -18,7 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
 from prometheus_client import Gauge
 
-from rag.v1 import retrieve_pb2
+from rag.v1 import retrieve_pb2, types_pb2
 from services.common import natsio
 from services.common.config import RetrieveSettings
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
@@ -30,7 +30,7 @@ from services.retrieve.state import IndexState
 
 log = logging.getLogger(__name__)
 
-POINTER_KEY = "pointer"
+POINTER_KEY = natsio.INDEX_POINTER_KEY
 ACTIVE = Gauge("ragmesh_index_active_generation", "The index generation searches use by default.")
 
 
@@ -58,6 +58,11 @@ class Generation:
     def replayed(self) -> bool:
         """It has applied every event that existed when it was created."""
         return self.state.watermark >= self.record.replay_until
+
+
+def missing_documents(reference: IndexState, candidate: IndexState) -> int:
+    """Documents `reference` shows that `candidate` does not show at the same version."""
+    return sum(1 for key, version in reference.active.items() if candidate.active.get(key) != version)
 
 
 def suffixed(name: str, number: int, separator: str) -> str:
@@ -105,9 +110,18 @@ class Generations:
         await asyncio.to_thread(dense.open)
         await asyncio.to_thread(lexical.open)
         state.schema_version = getattr(lexical, "layout", state.schema_version)
+        if record.rechunk and state.watermark < record.replay_until:
+            # It applies the stream from here on; what came before, its re-chunk jobs write.
+            state.commit(record.replay_until, state.model_id, {})
         generation = Generation(record, dense, lexical, state)
         generation.consumer = IndexConsumer(
-            self.js, dense, lexical, state, self._durable(record.number), replay_until=record.replay_until
+            self.js,
+            dense,
+            lexical,
+            state,
+            self._durable(record.number),
+            replay_until=record.replay_until,
+            record=record,
         )
         await generation.consumer.start()
         log.info("index generation open", extra={"fields": {"generation": record.number}})
@@ -217,11 +231,15 @@ class Generations:
             raise GenerationError(grpc.StatusCode.NOT_FOUND, f"no index generation {number}")
         return generation
 
-    async def create(self, reason: str) -> retrieve_pb2.GenerationRecord:
+    async def create(
+        self, reason: str, rechunk: bool = False, chunking: types_pb2.Chunking | None = None
+    ) -> retrieve_pb2.GenerationRecord:
         last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
         record = retrieve_pb2.GenerationRecord(
-            created_unix_ms=int(time.time() * 1000), replay_until=last, reason=reason
+            created_unix_ms=int(time.time() * 1000), replay_until=last, reason=reason, rechunk=rechunk or bool(chunking)
         )
+        if chunking is not None:
+            record.chunking.CopyFrom(chunking)
 
         def change(pointer):
             record.number = max(r.number for r in pointer.generations) + 1
@@ -244,6 +262,13 @@ class Generations:
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"generation {number} is still replaying the index stream "
                 f"({generation.state.watermark} of {generation.record.replay_until} events)",
+            )
+        missing = missing_documents(self.get().state, generation.state)
+        if missing:
+            raise GenerationError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"generation {number} does not show {missing} of the active generation's documents yet "
+                "(it is still applying events or re-chunking; failed re-chunks are in the dead-letter stream)",
             )
 
     async def promote(self, number: int, expected_active: int, note: str) -> retrieve_pb2.IndexPointer:
@@ -285,6 +310,7 @@ class Generations:
     async def describe(self) -> list[retrieve_pb2.GenerationInfo]:
         last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
         infos = []
+        active = self.open.get(self.pointer.active)
         for number, g in sorted(self.open.items()):
             infos.append(
                 retrieve_pb2.GenerationInfo(
@@ -297,6 +323,8 @@ class Generations:
                     dense_points=await asyncio.to_thread(g.dense.count),
                     lexical_documents=await asyncio.to_thread(g.lexical.count),
                     embedding_model_id=g.state.model_id,
+                    documents=len(g.state.active),
+                    missing_documents=missing_documents(active.state, g.state) if active else 0,
                 )
             )
         return infos

@@ -256,7 +256,8 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         return retrieve_pb2.ListGenerationsResponse(generations=infos, pointer=self.generations.pointer)
 
     async def CreateGeneration(self, request, context):
-        record = await self._govern(context, self.generations.create(request.reason))
+        chunking = request.chunking if request.HasField("chunking") else None
+        record = await self._govern(context, self.generations.create(request.reason, request.rechunk, chunking))
         return retrieve_pb2.CreateGenerationResponse(generation=record)
 
     async def PromoteGeneration(self, request, context):

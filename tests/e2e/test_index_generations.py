@@ -13,7 +13,7 @@ import grpc
 import pytest
 from helpers import free_port_block
 
-from rag.v1 import gateway_pb2
+from rag.v1 import gateway_pb2, types_pb2
 
 from .system import System, cli_json
 
@@ -180,3 +180,104 @@ def test_rollback_then_drop(system, client):
     assert gone.code() == grpc.StatusCode.NOT_FOUND
     no_previous = ragmesh(system, "index", "rollback")
     assert no_previous.returncode == 2 and "no previous generation" in no_previous.stderr
+
+
+LONG = "\n\n".join(
+    f"Paragraph {i} about tidal energy: the turbine number {i} sits on the seabed where currents run "
+    f"fastest, and its blades turn slowly so that fish swim through unharmed. Engineers measured "
+    f"{i * 7} kilowatts from it during spring tides, and maintenance happens every {i + 2} months."
+    for i in range(1, 13)
+)
+
+
+def ordinals(client, doc_id: str, generation: int) -> list[tuple[int, int]]:
+    """(version, ordinal) of every chunk of `doc_id` that generation shows."""
+    request = gateway_pb2.SearchRequest(
+        query="tidal turbine narwhal volcano chess",
+        top_k=100,
+        doc_ids=[doc_id],
+        generation=generation,
+        fusion=types_pb2.FusionParams(method="dense", candidate_depth=100),
+    )
+    hits = client.stub.Search(request, metadata=client.metadata, timeout=30).hits
+    return sorted((h.chunk.version, h.chunk.ordinal) for h in hits)
+
+
+def document(client, doc_id: str) -> types_pb2.DocumentRecord:
+    request = gateway_pb2.GetDocumentRequest(doc_id=doc_id)
+    return client.stub.GetDocument(request, metadata=client.metadata, timeout=10).document
+
+
+def eventually(check, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client):
+    """Other chunk sizes: every document of every tenant is chunked and embedded again from its
+    stored bytes into a new generation; documents changed meanwhile reach both chunkings; the
+    registry keeps describing the live ingestion."""
+    admin = system.client()
+    other = system.client(admin.create_key("other-shelf"))
+    other.ingest_and_wait("o1", b"Tidal turbines of another tenant, for a re-chunk across tenants.")
+    client.ingest_and_wait("long", LONG.encode(), title="Tidal energy")
+    record_before = document(client, "long")
+
+    bad = rpc_error(
+        lambda: admin.stub.RebuildIndex(
+            gateway_pb2.RebuildIndexRequest(chunking=types_pb2.Chunking(target_tokens=1000, overlap_tokens=8)),
+            metadata=admin.metadata,
+            timeout=10,
+        )
+    )
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and "target_tokens" in bad.details()
+
+    built = cli_json(system, "index", "rebuild", "--chunk-tokens", "48", "--chunk-overlap", "8", "--wait")
+    number = built["number"]
+    live = {g["record"]["number"]: g for g in generations(system)["generations"]}
+    assert built["rechunk"] and built["documents_queued"] == int(live[1]["documents"]) >= len(CORPUS) + 3
+    assert int(live[number]["documents"]) == int(live[1]["documents"])
+    assert int(live[number].get("missing_documents", 0)) == 0
+    assert int(live[number]["dense_points"]) > int(live[1]["dense_points"])
+
+    configured, small = ordinals(client, "long", 1), ordinals(client, "long", number)
+    assert configured == [(1, i) for i in range(len(configured))]
+    assert small == [(1, i) for i in range(len(small))] and len(small) > 2 * len(configured)
+    assert ordinals(other, "o1", number) == [(1, 0)]  # the other tenant's documents too, in its tenant only
+    assert ordinals(client, "o1", number) == []
+
+    # After the rebuild: a new document, a changed one and a deletion reach both chunkings.
+    job = client.ingest_and_wait("long2", LONG.replace("tidal", "wave").encode(), title="Wave energy")
+    client.ingest_and_wait("long", (LONG + "\n\nA closing paragraph about cables to shore.").encode())
+    client.stub.DeleteDocument(gateway_pb2.DeleteDocumentRequest(doc_id="d2"), metadata=client.metadata, timeout=10)
+    for generation in (1, number):
+
+        def changed(generation=generation):
+            assert {v for v, _ in ordinals(client, "long", generation)} == {2}
+            assert ordinals(client, "long2", generation)
+            assert ordinals(client, "d2", generation) == []
+
+        eventually(changed)
+    # Written once per chunking, in one job.
+    assert job.chunks_total == len(ordinals(client, "long2", 1)) + len(ordinals(client, "long2", number))
+    assert len(ordinals(client, "long2", number)) > 2 * len(ordinals(client, "long2", 1))
+
+    # The registry describes the live ingestion, untouched by the re-chunk.
+    assert record_before.versions[0].chunk_count == len(configured)
+    assert document(client, "long").versions[0].chunk_count == len(configured)
+
+    # Promoted, with the configured generation dropped, only the new chunking is written.
+    cli_json(system, "index", "promote", str(number), "--force")
+    cli_json(system, "index", "drop", "1")
+    job = client.ingest_and_wait("long3", LONG.replace("tidal", "river").encode())
+
+    def only_small_chunks():
+        assert job.chunks_total == len(ordinals(client, "long3", 0)) > 2 * len(configured)
+
+    eventually(only_small_chunks)

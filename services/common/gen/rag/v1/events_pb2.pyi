@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IngestJob(_message.Message):
-    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata")
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata", "rechunk_generation", "chunking")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -27,6 +27,8 @@ class IngestJob(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ACL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    RECHUNK_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     doc_id: str
@@ -38,7 +40,9 @@ class IngestJob(_message.Message):
     title: str
     acl: _containers.RepeatedScalarFieldContainer[str]
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    rechunk_generation: int
+    chunking: _types_pb2.Chunking
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
 
 class ChunkUpserts(_message.Message):
     __slots__ = ("chunks", "vectors", "dimension")
@@ -51,12 +55,14 @@ class ChunkUpserts(_message.Message):
     def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ...) -> None: ...
 
 class ActivateVersion(_message.Message):
-    __slots__ = ("version", "chunk_count")
+    __slots__ = ("version", "chunk_count", "rechunk")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RECHUNK_FIELD_NUMBER: _ClassVar[int]
     version: int
     chunk_count: int
-    def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ...) -> None: ...
+    rechunk: bool
+    def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., rechunk: _Optional[bool] = ...) -> None: ...
 
 class RemoveDocumentChunks(_message.Message):
     __slots__ = ()
@@ -80,7 +86,7 @@ class UpdateMetadata(_message.Message):
     def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class IndexBatch(_message.Message):
-    __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove", "update_metadata")
+    __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove", "update_metadata", "chunking", "configured_chunking")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +95,8 @@ class IndexBatch(_message.Message):
     ACTIVATE_FIELD_NUMBER: _ClassVar[int]
     REMOVE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_METADATA_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    CONFIGURED_CHUNKING_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     embedding_model_id: str
@@ -97,7 +105,9 @@ class IndexBatch(_message.Message):
     activate: ActivateVersion
     remove: RemoveDocumentChunks
     update_metadata: UpdateMetadata
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ..., update_metadata: _Optional[_Union[UpdateMetadata, _Mapping]] = ...) -> None: ...
+    chunking: _types_pb2.Chunking
+    configured_chunking: bool
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ..., update_metadata: _Optional[_Union[UpdateMetadata, _Mapping]] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., configured_chunking: _Optional[bool] = ...) -> None: ...
 
 class DocumentIndexed(_message.Message):
     __slots__ = ("tenant", "doc_id", "version", "chunk_count", "index_watermark", "job_id")

@@ -357,16 +357,22 @@ class ListIndexGenerationsResponse(_message.Message):
     def __init__(self, generations: _Optional[_Iterable[_Union[_retrieve_pb2.GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...
 
 class RebuildIndexRequest(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "rechunk", "chunking")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RECHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    rechunk: bool
+    chunking: _types_pb2.Chunking
+    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
 
 class RebuildIndexResponse(_message.Message):
-    __slots__ = ("generation",)
+    __slots__ = ("generation", "documents_queued")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_QUEUED_FIELD_NUMBER: _ClassVar[int]
     generation: _retrieve_pb2.GenerationRecord
-    def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ...) -> None: ...
+    documents_queued: int
+    def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ..., documents_queued: _Optional[int] = ...) -> None: ...
 
 class PromoteIndexRequest(_message.Message):
     __slots__ = ("number", "expected_active", "note")

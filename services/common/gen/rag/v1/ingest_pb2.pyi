@@ -121,3 +121,17 @@ class RemoveDocumentResponse(_message.Message):
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     document: _types_pb2.DocumentRecord
     def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
+
+class RechunkRequest(_message.Message):
+    __slots__ = ("generation", "chunking")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    chunking: _types_pb2.Chunking
+    def __init__(self, generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
+
+class RechunkResponse(_message.Message):
+    __slots__ = ("documents_queued",)
+    DOCUMENTS_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    documents_queued: int
+    def __init__(self, documents_queued: _Optional[int] = ...) -> None: ...

@@ -26,8 +26,7 @@ if _version_not_supported:
 
 
 class IngestServiceStub:
-    """Owns the document registry and the ingestion jobs.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
         """Constructor.
@@ -65,11 +64,15 @@ class IngestServiceStub:
                 request_serializer=rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.FromString,
                 _registered_method=True)
+        self.Rechunk = channel.unary_unary(
+                '/rag.v1.IngestService/Rechunk',
+                request_serializer=rag_dot_v1_dot_ingest__pb2.RechunkRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_ingest__pb2.RechunkResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
-    """Owns the document registry and the ingestion jobs.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     def Submit(self, request, context):
         """Missing associated documentation comment in .proto file."""
@@ -107,6 +110,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Rechunk(self, request, context):
+        """Queue every indexed document of every tenant to be chunked again for index generation N.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +150,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     request_deserializer=rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.FromString,
                     response_serializer=rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.SerializeToString,
             ),
+            'Rechunk': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rechunk,
+                    request_deserializer=rag_dot_v1_dot_ingest__pb2.RechunkRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_ingest__pb2.RechunkResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'rag.v1.IngestService', rpc_method_handlers)
@@ -149,8 +164,7 @@ def add_IngestServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IngestService:
-    """Owns the document registry and the ingestion jobs.
-    """
+    """Missing associated documentation comment in .proto file."""
 
     @staticmethod
     def Submit(request,
@@ -304,6 +318,33 @@ class IngestService:
             '/rag.v1.IngestService/RetryIngest',
             rag_dot_v1_dot_ingest__pb2.RetryIngestRequest.SerializeToString,
             rag_dot_v1_dot_ingest__pb2.RetryIngestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rechunk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.IngestService/Rechunk',
+            rag_dot_v1_dot_ingest__pb2.RechunkRequest.SerializeToString,
+            rag_dot_v1_dot_ingest__pb2.RechunkResponse.FromString,
             options,
             channel_credentials,
             insecure,

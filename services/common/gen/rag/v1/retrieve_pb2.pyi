@@ -74,16 +74,20 @@ class GetIndexInfoResponse(_message.Message):
     def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("number", "created_unix_ms", "replay_until", "reason")
+    __slots__ = ("number", "created_unix_ms", "replay_until", "reason", "rechunk", "chunking")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REPLAY_UNTIL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RECHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
     number: int
     created_unix_ms: int
     replay_until: int
     reason: str
-    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    rechunk: bool
+    chunking: _types_pb2.Chunking
+    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
 
 class IndexPointer(_message.Message):
     __slots__ = ("active", "previous", "generations", "updated_unix_ms", "note")
@@ -100,7 +104,7 @@ class IndexPointer(_message.Message):
     def __init__(self, active: _Optional[int] = ..., previous: _Optional[int] = ..., generations: _Optional[_Iterable[_Union[GenerationRecord, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class GenerationInfo(_message.Message):
-    __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id")
+    __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id", "documents", "missing_documents")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +114,8 @@ class GenerationInfo(_message.Message):
     DENSE_POINTS_FIELD_NUMBER: _ClassVar[int]
     LEXICAL_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    MISSING_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     record: GenerationRecord
     index_generation: str
     active: bool
@@ -119,7 +125,9 @@ class GenerationInfo(_message.Message):
     dense_points: int
     lexical_documents: int
     embedding_model_id: str
-    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., index_generation: _Optional[str] = ..., active: _Optional[bool] = ..., previous: _Optional[bool] = ..., index_watermark: _Optional[int] = ..., lag: _Optional[int] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., embedding_model_id: _Optional[str] = ...) -> None: ...
+    documents: int
+    missing_documents: int
+    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., index_generation: _Optional[str] = ..., active: _Optional[bool] = ..., previous: _Optional[bool] = ..., index_watermark: _Optional[int] = ..., lag: _Optional[int] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., documents: _Optional[int] = ..., missing_documents: _Optional[int] = ...) -> None: ...
 
 class ListGenerationsRequest(_message.Message):
     __slots__ = ()
@@ -134,10 +142,14 @@ class ListGenerationsResponse(_message.Message):
     def __init__(self, generations: _Optional[_Iterable[_Union[GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...
 
 class CreateGenerationRequest(_message.Message):
-    __slots__ = ("reason",)
+    __slots__ = ("reason", "rechunk", "chunking")
     REASON_FIELD_NUMBER: _ClassVar[int]
+    RECHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNKING_FIELD_NUMBER: _ClassVar[int]
     reason: str
-    def __init__(self, reason: _Optional[str] = ...) -> None: ...
+    rechunk: bool
+    chunking: _types_pb2.Chunking
+    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
 
 class CreateGenerationResponse(_message.Message):
     __slots__ = ("generation",)

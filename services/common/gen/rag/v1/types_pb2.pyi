@@ -150,6 +150,16 @@ class JobRecord(_message.Message):
     embedding_tokens: int
     def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ..., embedding_tokens: _Optional[int] = ...) -> None: ...
 
+class Chunking(_message.Message):
+    __slots__ = ("target_tokens", "overlap_tokens", "chunker_version")
+    TARGET_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    target_tokens: int
+    overlap_tokens: int
+    chunker_version: str
+    def __init__(self, target_tokens: _Optional[int] = ..., overlap_tokens: _Optional[int] = ..., chunker_version: _Optional[str] = ...) -> None: ...
+
 class Chunk(_message.Message):
     __slots__ = ("chunk_id", "tenant", "doc_id", "version", "ordinal", "text", "title", "section", "acl", "char_start", "char_end", "chunker_version", "page_start", "page_end", "content_kind", "metadata")
     class MetadataEntry(_message.Message):
