@@ -348,6 +348,7 @@ def eval_command(
     unanswerable: Path = typer.Option(
         None, "--unanswerable", help="Another BEIR dataset whose queries, asked of this corpus, count as unanswerable."
     ),
+    generation: int = typer.Option(0, "--generation", help="Index generation to search; 0 = the active one."),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
@@ -372,7 +373,7 @@ def eval_command(
             else _nullbar() as bar
         ):
             ingested = evaluate.ingest_corpus(client, dataset, progress=bar.update)
-        report = evaluate.evaluate(client, dataset, chosen)
+        report = evaluate.evaluate(client, dataset, chosen, generation=generation)
         if answers or unanswerable:
             report["answers"] = _answers(evaluate, admin, data, client, dataset, unanswerable)
     except grpc.RpcError as exc:

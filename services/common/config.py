@@ -44,6 +44,9 @@ class EmbedSettings(ServiceSettings):
     max_chars_per_text: int = Field(20000, description="Characters in one text.")
     queue_limit: int = Field(4096, description="Texts waiting per lane before RESOURCE_EXHAUSTED.")
     bulk_linger_ms: float = Field(5.0, description="How long a part-full bulk batch waits for more texts.")
+    bulk_workers: int = Field(
+        0, ge=0, description="Bulk batches run at once, one thread each; 0 = one per core, 1 = one on every core."
+    )
 
 
 class IngestSettings(ServiceSettings):
@@ -75,6 +78,9 @@ class RetrieveSettings(ServiceSettings):
     max_per_document: int = Field(0, description="Default cap of chunks per document in results; 0 = none.")
     max_top_k: int = Field(100, description="Largest top_k a caller may ask for.")
     consumer_name: str = Field("retrieve", description="Durable index-stream consumer of this replica.")
+    index_linger_seconds: float = Field(
+        0.05, ge=0, description="How long applying waits for more index events to share one engine commit."
+    )
     generation_poll_seconds: float = Field(
         1.0, gt=0, description="How often a replica reads the shared index-generation pointer."
     )

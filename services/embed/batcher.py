@@ -92,11 +92,13 @@ class Batcher:
         queue_limit: int,
         cache_size: int = 4096,
         bulk_linger_s: float = 0.005,
+        bulk_workers: int = 1,
     ):
         self.model = model
         self.token_budget = token_budget
         self.queue_limit = queue_limit
         self.bulk_linger_s = bulk_linger_s
+        self.bulk_workers = bulk_workers
         self.lanes: dict[str, list[_Item]] = {INTERACTIVE: [], BULK: []}
         self.cache = LRUCache(cache_size)
         self._wake = {INTERACTIVE: asyncio.Event(), BULK: asyncio.Event()}
@@ -104,8 +106,15 @@ class Batcher:
         self._tokens_per_s = 4000.0
 
     def start(self) -> None:
-        sessions = {INTERACTIVE: self.model.session_for(INTERACTIVE), BULK: self.model.session}
-        self._tasks = [asyncio.create_task(self._run(lane, sessions[lane])) for lane in (INTERACTIVE, BULK)]
+        self._tasks = [asyncio.create_task(self._run(INTERACTIVE, self.model.session_for(INTERACTIVE)))]
+        if self.bulk_workers <= 1:
+            self._tasks.append(asyncio.create_task(self._run(BULK, self.model.session)))
+            return
+        # Bulk batches run side by side, one single-threaded session each: a core taken by another
+        # service slows one batch instead of stalling every operator of a shared-thread batch.
+        for number in range(self.bulk_workers):
+            session = self.model.session_for(f"{BULK}-{number}", threads=1)
+            self._tasks.append(asyncio.create_task(self._run(BULK, session)))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -158,6 +167,8 @@ class Batcher:
                     await asyncio.wait_for(wake.wait(), self.bulk_linger_s)
                 except TimeoutError:
                     pass
+                if not self.lanes[lane]:  # another bulk worker took them meanwhile
+                    continue
             batch = plan_batch(self.lanes[lane], self.token_budget)
             taken = {id(i) for i in batch}
             self.lanes[lane] = [i for i in self.lanes[lane] if id(i) not in taken]
@@ -175,7 +186,8 @@ class Batcher:
                 continue
             elapsed = max(time.perf_counter() - started, 1e-6)
             if lane == BULK:
-                self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (width * len(batch) / elapsed)
+                rate = width * len(batch) / elapsed * self.bulk_workers  # the lane's, not this worker's
+                self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * rate
             EMBEDDED_TOKENS.labels(lane).inc(sum(i.length for i in batch))
             for item, vector in zip(batch, vectors, strict=True):
                 if not item.future.done():

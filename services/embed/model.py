@@ -56,11 +56,18 @@ class EmbeddingModel:
     def tokenize(self, texts: list[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch(texts, add_special_tokens=True)
 
-    def session_for(self, name: str) -> ort.InferenceSession:
-        """A session of its own (same file, same options), so callers can run side by side."""
+    def session_for(self, name: str, threads: int = 0) -> ort.InferenceSession:
+        """A session of its own (same file, same options; `threads` intra-op threads if given), so
+        callers can run side by side."""
         if name not in self.extra_sessions:
+            options = self.options
+            if threads:
+                options = ort.SessionOptions()
+                options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self.extra_sessions[name] = ort.InferenceSession(
-                str(self.model_path), self.options, providers=["CPUExecutionProvider"]
+                str(self.model_path), options, providers=["CPUExecutionProvider"]
             )
         return self.extra_sessions[name]
 

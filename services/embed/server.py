@@ -1,5 +1,7 @@
 """Embed service: Embed (two lanes) and GetModelInfo."""
 
+import os
+
 import grpc
 from opentelemetry import trace
 
@@ -43,7 +45,13 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
         self.model.load()
         self.model.embed(["warm up"])
         s = self.settings
-        self.batcher = Batcher(self.model, s.batch_token_budget, s.queue_limit, bulk_linger_s=s.bulk_linger_ms / 1000)
+        self.batcher = Batcher(
+            self.model,
+            s.batch_token_budget,
+            s.queue_limit,
+            bulk_linger_s=s.bulk_linger_ms / 1000,
+            bulk_workers=s.bulk_workers or (os.cpu_count() or 1),
+        )
         self.batcher.start()
 
     async def stop(self) -> None:

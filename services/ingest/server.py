@@ -1,5 +1,6 @@
 """Ingest service: accepts documents off the request path and owns the registry and the workers."""
 
+import asyncio
 import uuid
 
 import grpc
@@ -221,12 +222,11 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         if request.generation < 1:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the index generation to re-chunk for")
         records = [types_pb2.DocumentRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_DOCS)]
-        queued = 0
-        for record in records:
-            for version in rechunk_versions(record):
-                await self._publish_rechunk(record, version, request)
-                queued += 1
-        return ingest_pb2.RechunkResponse(documents_queued=queued)
+        wanted = [(record, version) for record in records for version in rechunk_versions(record)]
+        for start in range(0, len(wanted), 256):  # acknowledged publishes, many in flight at once
+            batch = wanted[start : start + 256]
+            await asyncio.gather(*(self._publish_rechunk(record, version, request) for record, version in batch))
+        return ingest_pb2.RechunkResponse(documents_queued=len(wanted))
 
     async def _publish_rechunk(self, record: types_pb2.DocumentRecord, version: int, request) -> None:
         entry = version_entry(record, version)

@@ -42,9 +42,13 @@ class IndexConsumer:
         batch: int = 128,
         replay_until: int = 0,
         record: retrieve_pb2.GenerationRecord | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.js, self.dense, self.lexical, self.state = js, dense, lexical, state
         self.durable, self.batch = durable, batch
+        # Events trickle in one document at a time while ingestion flows; waiting a moment for more
+        # lets one Tantivy commit (and one state write) serve many of them.
+        self.linger = linger
         # A new generation replaying the stream up to here must not announce documents as newly
         # indexed; from there on every generation announces (the event ids collapse the repeats).
         self.replay_until = replay_until
@@ -82,6 +86,7 @@ class IndexConsumer:
         while not self._stopping.is_set():
             try:
                 msgs = await self.sub.fetch(batch=self.batch, timeout=1.0)
+                msgs += await self._more(len(msgs))
             except TimeoutError:
                 await self._observe()
                 continue
@@ -100,6 +105,20 @@ class IndexConsumer:
                         break  # NATS unreachable: the ack wait redelivers them
                 await asyncio.sleep(0.5)
             await self._observe()
+
+    async def _more(self, have: int) -> list:
+        """Events that arrive within the linger after a short fetch, up to a full batch."""
+        more: list = []
+        deadline = asyncio.get_running_loop().time() + self.linger
+        while have + len(more) < self.batch:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0.001:
+                break
+            try:
+                more += await self.sub.fetch(batch=self.batch - have - len(more), timeout=left)
+            except TimeoutError:
+                break
+        return more
 
     async def _observe(self) -> None:
         """Index size and how far the watermark trails the stream, for dashboards and alerts."""

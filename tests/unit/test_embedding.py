@@ -46,3 +46,26 @@ def test_tokenizer_has_no_fixed_padding_and_truncates_at_256(model):
     short, long = model.tokenize(["hi", "word " * 1000])
     assert len(short.ids) == 3
     assert len(long.ids) == 256
+
+
+async def test_bulk_workers_side_by_side_serve_every_request_and_stay_alive(model):
+    """Two single-threaded bulk workers share one queue. Requests of one text each, arriving in
+    waves, make a worker wait for more texts while the other takes them all; neither may stop,
+    and every vector equals the one computed alone."""
+    import asyncio
+
+    from services.embed.batcher import BULK, Batcher
+
+    batcher = Batcher(model, token_budget=1024, queue_limit=4096, bulk_linger_s=0.005, bulk_workers=2)
+    batcher.start()
+    try:
+        expected = model.embed(TEXTS)
+        for wave in range(40):
+            results = await asyncio.gather(*(batcher.embed([text], BULK) for text in TEXTS[: 1 + wave % 4]))
+            for (vectors, tokens), text in zip(results, TEXTS, strict=False):
+                assert tokens > 0
+                assert np.allclose(vectors[0], expected[TEXTS.index(text)], atol=1e-5)
+            await asyncio.sleep(0.003 * (wave % 3))
+        assert len(batcher._tasks) == 3 and not any(task.done() for task in batcher._tasks)
+    finally:
+        await batcher.stop()
