@@ -376,11 +376,15 @@ class IngestWorker:
         chunkings = await self._chunkings()
         parsed_title, warnings, chunk_sets = await self._chunks(job, attempt, chunkings)
         total = sum(len(drafts) for drafts in chunk_sets)
-        # Resume after the last batch whose index event was published.
-        done = progress.chunks_embedded if progress.chunks_total == total else 0
+        plan = ",".join(label(c) for c in chunkings)
+        # Resume after the last batch whose index event was published, if the chunkings are the same.
+        same_plan = progress.chunks_total == total and progress.chunkings == plan
+        done = progress.chunks_embedded if same_plan else 0
         if done:
             log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        await self._report(job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=total, chunks_embedded=done)
+        await self._report(
+            job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=total, chunks_embedded=done, chunkings=plan
+        )
         if warnings:
             await self._set_warnings(job, warnings)
         title = record.title or parsed_title

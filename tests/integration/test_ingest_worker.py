@@ -7,8 +7,9 @@ import grpc
 import pytest
 from helpers import embed_service
 
-from rag.v1 import embed_pb2_grpc, events_pb2, types_pb2
+from rag.v1 import embed_pb2_grpc, events_pb2, retrieve_pb2, types_pb2
 from services.common import natsio
+from services.common.chunking import label
 from services.common.config import IngestSettings
 from services.ingest.events import LifecycleFollower
 from services.ingest.registry import Registry
@@ -110,3 +111,51 @@ async def test_concurrent_job_updates_lose_no_field(setup):
         "slow parse",
     )
     assert not await registry.update_job("no-such-job", status=types_pb2.JOB_STATUS_DONE)
+
+
+async def index_events(js) -> list[events_pb2.IndexBatch]:
+    sub = await js.pull_subscribe("rag.index.>", stream=natsio.STREAM_INDEX.name)
+    events = []
+    try:
+        while True:
+            events += [events_pb2.IndexBatch.FromString(m.data) for m in await sub.fetch(64, timeout=1)]
+    except TimeoutError:
+        return events
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_a_redelivery_with_other_chunkings_starts_over_and_writes_each_whole(setup):
+    """Two generations hold two chunkings, and one was promoted while the job ran: the plan of
+    the redelivery differs from the first delivery's, so its progress cannot be reused."""
+    js, registry, worker = setup
+    kv = await js.key_value(natsio.KV_INDEX)
+    small = types_pb2.Chunking(target_tokens=16, overlap_tokens=0)
+    pointer = retrieve_pb2.IndexPointer(
+        active=2,
+        generations=[
+            retrieve_pb2.GenerationRecord(number=1),
+            retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=small),
+        ],
+    )
+    await kv.put(natsio.INDEX_POINTER_KEY, pointer.SerializeToString())
+    worker.index_kv = kv
+    chunkings = await worker._chunkings()
+    assert [label(c) for c in chunkings] == ["16-0", "32-0"]  # the active generation's first
+    _, _, chunk_sets = await worker._chunks(JOB, 1, chunkings)
+    total = sum(len(s) for s in chunk_sets)
+    # The first delivery, before the promotion, wrote 4 chunks in the other order.
+    await registry.update_job("j1", chunks_total=total, chunks_embedded=4, chunkings="32-0,16-0")
+
+    await worker.process(JOB, attempt=2)
+    job = await registry.get_job("j1")
+    assert (job.chunks_total, job.chunks_embedded, job.chunkings) == (total, total, "16-0,32-0")
+    events = await index_events(js)
+    for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
+        mine = [e for e in events if label(e.chunking) == label(chunking)]
+        ordinals = sorted(c.ordinal for e in mine if e.WhichOneof("op") == "upserts" for c in e.upserts.chunks)
+        assert ordinals == list(range(len(drafts))), label(chunking)
+        [activation] = [e for e in mine if e.WhichOneof("op") == "activate"]
+        assert activation.activate.chunk_count == len(drafts)
+        assert activation.configured_chunking == (label(chunking) == "32-0")
+    assert len(chunk_sets[0]) > len(chunk_sets[1])

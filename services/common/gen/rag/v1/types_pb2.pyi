@@ -125,7 +125,7 @@ class DocumentRecord(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., current_version: _Optional[int] = ..., indexed_version: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
 
 class JobRecord(_message.Message):
-    __slots__ = ("job_id", "tenant", "doc_id", "version", "status", "chunks_total", "chunks_embedded", "error", "created_unix_ms", "updated_unix_ms", "embedding_tokens")
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "status", "chunks_total", "chunks_embedded", "error", "created_unix_ms", "updated_unix_ms", "embedding_tokens", "chunkings")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +137,7 @@ class JobRecord(_message.Message):
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKINGS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     doc_id: str
@@ -148,7 +149,8 @@ class JobRecord(_message.Message):
     created_unix_ms: int
     updated_unix_ms: int
     embedding_tokens: int
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ..., embedding_tokens: _Optional[int] = ...) -> None: ...
+    chunkings: str
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[JobStatus, str]] = ..., chunks_total: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., error: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., updated_unix_ms: _Optional[int] = ..., embedding_tokens: _Optional[int] = ..., chunkings: _Optional[str] = ...) -> None: ...
 
 class Chunking(_message.Message):
     __slots__ = ("target_tokens", "overlap_tokens", "chunker_version")
