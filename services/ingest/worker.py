@@ -212,17 +212,19 @@ class IngestWorker:
             target_tokens=s.chunk_target_tokens, overlap_tokens=s.chunk_overlap_tokens, chunker_version=CHUNKER_VERSION
         )
 
+    async def _pointer(self) -> retrieve_pb2.IndexPointer | None:
+        """Which index generations exist; None before retrieve first started."""
+        if self.index_kv is None:
+            return None
+        try:
+            return retrieve_pb2.IndexPointer.FromString((await self.index_kv.get(natsio.INDEX_POINTER_KEY)).value)
+        except KeyNotFoundError:
+            return None
+
     async def _chunkings(self) -> list[types_pb2.Chunking]:
         """The chunkings the index generations hold, read as the job starts: a generation made
         later is filled by its own re-chunk jobs."""
-        pointer = None
-        if self.index_kv is not None:
-            try:
-                entry = await self.index_kv.get(natsio.INDEX_POINTER_KEY)
-                pointer = retrieve_pb2.IndexPointer.FromString(entry.value)
-            except KeyNotFoundError:
-                pass
-        return chunkings_to_write(pointer, self.configured)
+        return chunkings_to_write(await self._pointer(), self.configured)
 
     async def _chunks(
         self, job: events_pb2.IngestJob, attempt: int, chunkings: list[types_pb2.Chunking]
@@ -419,6 +421,9 @@ class IngestWorker:
         record, _ = await self.registry.get(job.tenant, job.doc_id)
         if not shown(record, job.version):
             return  # deleted or replaced since: the newer version's own job writes every chunking
+        pointer = await self._pointer()
+        if pointer is not None and job.rechunk_generation not in {r.number for r in pointer.generations}:
+            return  # the generation was dropped: nobody would apply the chunks
         chunking = job.chunking if job.HasField("chunking") else self.configured
         title, _, (drafts,) = await self._chunks(job, attempt, [chunking])
         title = record.title or title

@@ -159,3 +159,36 @@ async def test_a_redelivery_with_other_chunkings_starts_over_and_writes_each_who
         assert activation.activate.chunk_count == len(drafts)
         assert activation.configured_chunking == (label(chunking) == "32-0")
     assert len(chunk_sets[0]) > len(chunk_sets[1])
+
+
+async def test_a_rechunk_job_writes_only_for_a_generation_that_exists(setup):
+    js, registry, worker = setup
+    await worker.process(JOB)
+    await announce_indexed(js, registry, (await registry.get_job("j1")).chunks_total)
+    kv = await js.key_value(natsio.KV_INDEX)
+    small = types_pb2.Chunking(target_tokens=16, overlap_tokens=0)
+    pointer = retrieve_pb2.IndexPointer(
+        active=1,
+        generations=[
+            retrieve_pb2.GenerationRecord(number=1),
+            retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=small),
+        ],
+    )
+    await kv.put(natsio.INDEX_POINTER_KEY, pointer.SerializeToString())
+    worker.index_kv = kv
+    before = len(await index_events(js))
+    rechunk = events_pb2.IngestJob()
+    rechunk.CopyFrom(JOB)
+    rechunk.job_id, rechunk.rechunk_generation = "rechunk-7", 7
+    rechunk.chunking.CopyFrom(small)
+    await worker.process(rechunk)  # generation 7 was dropped: nothing is written
+    assert len(await index_events(js)) == before
+
+    rechunk.job_id, rechunk.rechunk_generation = "rechunk-2", 2
+    await worker.process(rechunk)
+    written = (await index_events(js))[before:]
+    assert {label(e.chunking) for e in written} == {"16-0"} and not any(e.configured_chunking for e in written)
+    [activation] = [e for e in written if e.WhichOneof("op") == "activate"]
+    assert activation.activate.rechunk and activation.job_id == "rechunk-2"
+    job = await registry.get_job("j1")
+    assert job.status == types_pb2.JOB_STATUS_DONE and await registry.get_job("rechunk-2") is None
