@@ -125,21 +125,28 @@ async def index_events(js) -> list[events_pb2.IndexBatch]:
         await sub.unsubscribe()
 
 
-async def test_a_redelivery_with_other_chunkings_starts_over_and_writes_each_whole(setup):
-    """Two generations hold two chunkings, and one was promoted while the job ran: the plan of
-    the redelivery differs from the first delivery's, so its progress cannot be reused."""
-    js, registry, worker = setup
+SMALL = types_pb2.Chunking(target_tokens=16, overlap_tokens=0)
+
+
+async def hold_two_chunkings(js, worker: IngestWorker, active: int) -> None:
+    """Generation 1 with the configured chunking and generation 2 re-chunked into SMALL."""
     kv = await js.key_value(natsio.KV_INDEX)
-    small = types_pb2.Chunking(target_tokens=16, overlap_tokens=0)
     pointer = retrieve_pb2.IndexPointer(
-        active=2,
+        active=active,
         generations=[
             retrieve_pb2.GenerationRecord(number=1),
-            retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=small),
+            retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=SMALL),
         ],
     )
     await kv.put(natsio.INDEX_POINTER_KEY, pointer.SerializeToString())
     worker.index_kv = kv
+
+
+async def test_a_redelivery_with_other_chunkings_starts_over_and_writes_each_whole(setup):
+    """Two generations hold two chunkings, and one was promoted while the job ran: the plan of
+    the redelivery differs from the first delivery's, so its progress cannot be reused."""
+    js, registry, worker = setup
+    await hold_two_chunkings(js, worker, active=2)
     chunkings = await worker._chunkings()
     assert [label(c) for c in chunkings] == ["16-0", "32-0"]  # the active generation's first
     _, _, chunk_sets = await worker._chunks(JOB, 1, chunkings)
@@ -165,22 +172,12 @@ async def test_a_rechunk_job_writes_only_for_a_generation_that_exists(setup):
     js, registry, worker = setup
     await worker.process(JOB)
     await announce_indexed(js, registry, (await registry.get_job("j1")).chunks_total)
-    kv = await js.key_value(natsio.KV_INDEX)
-    small = types_pb2.Chunking(target_tokens=16, overlap_tokens=0)
-    pointer = retrieve_pb2.IndexPointer(
-        active=1,
-        generations=[
-            retrieve_pb2.GenerationRecord(number=1),
-            retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=small),
-        ],
-    )
-    await kv.put(natsio.INDEX_POINTER_KEY, pointer.SerializeToString())
-    worker.index_kv = kv
+    await hold_two_chunkings(js, worker, active=1)
     before = len(await index_events(js))
     rechunk = events_pb2.IngestJob()
     rechunk.CopyFrom(JOB)
     rechunk.job_id, rechunk.rechunk_generation = "rechunk-7", 7
-    rechunk.chunking.CopyFrom(small)
+    rechunk.chunking.CopyFrom(SMALL)
     await worker.process(rechunk)  # generation 7 was dropped: nothing is written
     assert len(await index_events(js)) == before
 
