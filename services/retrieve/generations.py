@@ -122,6 +122,7 @@ class Generations:
             self._durable(record.number),
             replay_until=record.replay_until,
             record=record,
+            linger=self.settings.index_linger_seconds,
         )
         await generation.consumer.start()
         log.info("index generation open", extra={"fields": {"generation": record.number}})

@@ -123,3 +123,31 @@ async def test_a_generation_applies_its_own_chunking_and_never_goes_back(nats_se
         for part in (dense, lexical, state):
             part.close()
         await nc.close()
+
+
+async def test_events_arriving_one_by_one_share_a_commit_within_the_linger(nats_server, tmp_path):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    dense, lexical = QdrantEdgeIndex(tmp_path / "dense", DIMENSION), TantivyIndex(tmp_path / "lexical")
+    state = IndexState(tmp_path / "state.db", 1)
+    for part in (dense, lexical, state):
+        part.open()
+    commits = []
+    commit = state.commit
+    state.commit = lambda watermark, *rest: commits.append(watermark) or commit(watermark, *rest)
+    consumer = IndexConsumer(js, dense, lexical, state, "test-linger", linger=2.0)
+    await consumer.start()
+    try:
+        for version in range(1, 11):  # a document changed ten times, one event at a time
+            await js.publish("rag.index.t1", upserts(version, 1, CONFIGURED, True).SerializeToString())
+            ack = await js.publish("rag.index.t1", activate(version, 1, CONFIGURED, True).SerializeToString())
+            await asyncio.sleep(0.03)
+        await applied_through(state, ack.seq)
+        assert state.active == {("t1", "d1"): 10} and dense.count() == lexical.count() == 1
+        assert len(commits) <= 3, commits  # 20 events, not 20 commits
+    finally:
+        await consumer.stop()
+        for part in (dense, lexical, state):
+            part.close()
+        await nc.close()
