@@ -5,6 +5,7 @@ document back to an older version, and does not announce what a re-chunk wrote."
 import asyncio
 
 import numpy as np
+import pytest
 
 from rag.v1 import events_pb2, retrieve_pb2, types_pb2
 from services.common import natsio
@@ -55,6 +56,22 @@ def activate(version: int, count: int, chunking, configured: bool, rechunk: bool
     )
 
 
+@pytest.fixture
+async def index(nats_server, tmp_path):
+    """A connection with the streams declared, and both engines and the state, open in tmp_path."""
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    dense, lexical = QdrantEdgeIndex(tmp_path / "dense", DIMENSION), TantivyIndex(tmp_path / "lexical")
+    state = IndexState(tmp_path / "state.db", 2)
+    for part in (dense, lexical, state):
+        part.open()
+    yield js, dense, lexical, state
+    for part in (dense, lexical, state):
+        part.close()
+    await nc.close()
+
+
 async def applied_through(state: IndexState, sequence: int) -> None:
     for _ in range(300):
         if state.watermark >= sequence:
@@ -63,14 +80,8 @@ async def applied_through(state: IndexState, sequence: int) -> None:
     raise AssertionError(f"watermark {state.watermark} never reached {sequence}")
 
 
-async def test_a_generation_applies_its_own_chunking_and_never_goes_back(nats_server, tmp_path):
-    nc = await natsio.connect(nats_server.url, "test")
-    js = nc.jetstream()
-    await natsio.ensure_all(js)
-    dense, lexical = QdrantEdgeIndex(tmp_path / "dense", DIMENSION), TantivyIndex(tmp_path / "lexical")
-    state = IndexState(tmp_path / "state.db", 2)
-    for part in (dense, lexical, state):
-        part.open()
+async def test_a_generation_applies_its_own_chunking_and_never_goes_back(index):
+    js, dense, lexical, state = index
     record = retrieve_pb2.GenerationRecord(number=2, rechunk=True, chunking=SMALL)
     consumer = IndexConsumer(js, dense, lexical, state, "test-g2", record=record)
     await consumer.start()
@@ -120,19 +131,10 @@ async def test_a_generation_applies_its_own_chunking_and_never_goes_back(nats_se
         assert state.active == {} and dense.count() == lexical.count() == 0
     finally:
         await consumer.stop()
-        for part in (dense, lexical, state):
-            part.close()
-        await nc.close()
 
 
-async def test_events_arriving_one_by_one_share_a_commit_within_the_linger(nats_server, tmp_path):
-    nc = await natsio.connect(nats_server.url, "test")
-    js = nc.jetstream()
-    await natsio.ensure_all(js)
-    dense, lexical = QdrantEdgeIndex(tmp_path / "dense", DIMENSION), TantivyIndex(tmp_path / "lexical")
-    state = IndexState(tmp_path / "state.db", 1)
-    for part in (dense, lexical, state):
-        part.open()
+async def test_events_arriving_one_by_one_share_a_commit_within_the_linger(index):
+    js, dense, lexical, state = index
     commits = []
     commit = state.commit
     state.commit = lambda watermark, *rest: commits.append(watermark) or commit(watermark, *rest)
@@ -148,6 +150,3 @@ async def test_events_arriving_one_by_one_share_a_commit_within_the_linger(nats_
         assert len(commits) <= 3, commits  # 20 events, not 20 commits
     finally:
         await consumer.stop()
-        for part in (dense, lexical, state):
-            part.close()
-        await nc.close()
