@@ -40,14 +40,7 @@ class EmbeddingModel:
     def load(self) -> None:
         if self.pooling not in ("mean", "cls"):
             raise ValueError(f"pooling {self.pooling!r} is not supported: use mean or cls")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads or (os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Spinning threads burn the cores the other services need between batches.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.options = options
-        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        self.session = self._session(self.threads or (os.cpu_count() or 1))
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.dimension = int(self.session.get_outputs()[0].shape[-1])
         self.tokenizer = load_tokenizer(self.tokenizer_path, self.max_tokens)
@@ -56,19 +49,19 @@ class EmbeddingModel:
     def tokenize(self, texts: list[str]) -> list[Encoding]:
         return self.tokenizer.encode_batch(texts, add_special_tokens=True)
 
+    def _session(self, threads: int) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Spinning threads burn the cores the other services need between batches.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+
     def session_for(self, name: str, threads: int = 0) -> ort.InferenceSession:
-        """A session of its own (same file, same options; `threads` intra-op threads if given), so
+        """A session of its own (same file; `threads` intra-op threads, default as configured), so
         callers can run side by side."""
         if name not in self.extra_sessions:
-            options = self.options
-            if threads:
-                options = ort.SessionOptions()
-                options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-                options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self.extra_sessions[name] = ort.InferenceSession(
-                str(self.model_path), options, providers=["CPUExecutionProvider"]
-            )
+            self.extra_sessions[name] = self._session(threads or self.threads or (os.cpu_count() or 1))
         return self.extra_sessions[name]
 
     def embed_encodings(self, encodings: list[Encoding], session: ort.InferenceSession | None = None) -> np.ndarray:

@@ -572,16 +572,15 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
 
     async def RebuildIndex(self, request, context):
         await self._caller(context, "RebuildIndex")
-        rechunk = request.rechunk or request.HasField("chunking")
         if request.HasField("chunking"):
             problem = chunking_problem(request.chunking)
             if problem:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason, rechunk=rechunk)
+        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason, rechunk=request.rechunk)
         if request.HasField("chunking"):
             asked.chunking.CopyFrom(request.chunking)
         record = (await self._call(context, self.retrieve.CreateGeneration, asked)).generation
-        if not rechunk:
+        if not record.rechunk:  # retrieve decides: named chunk sizes imply a re-chunk
             return gateway_pb2.RebuildIndexResponse(generation=record)
         queue = ingest_pb2.RechunkRequest(generation=record.number)
         if request.HasField("chunking"):

@@ -287,10 +287,10 @@ class IngestWorker:
         drafts: list[ChunkDraft],
         skip: int,
         ids: str,
-        on_batch,
+        on_batch=None,
     ) -> str:
         """Embed `drafts` from `skip` on in batches and publish each batch's upserts; returns the
-        embedding model id. `on_batch(embedded, tokens)` after each batch is out."""
+        embedding model id. `on_batch(embedded, tokens)`, if given, after each batch is out."""
         s = self.settings
         acl = list(record.acl) or ["public"]
         model_id = ""
@@ -337,7 +337,8 @@ class IngestWorker:
             await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{ids}/upsert/{start}")
             CHUNKS.labels(job.tenant).inc(len(batch))
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
-            await on_batch(start + len(batch), response.tokens)
+            if on_batch is not None:
+                await on_batch(start + len(batch), response.tokens)
         return model_id
 
     async def _activate(
@@ -429,10 +430,8 @@ class IngestWorker:
         title = record.title or title
         ids = self._ids(job, chunking)
 
-        async def on_batch(embedded: int, tokens: int) -> None:
-            pass  # an operator's rebuild, not the tenant's ingestion: counted in metrics, not billed
-
-        model_id = await self._write(job, record, title, chunking, drafts, 0, ids, on_batch)
+        # An operator's rebuild, not the tenant's ingestion: counted in metrics, not billed or reported.
+        model_id = await self._write(job, record, title, chunking, drafts, 0, ids)
         record, _ = await self.registry.get(job.tenant, job.doc_id)
         if shown(record, job.version):
             await self._activate(job, chunking, len(drafts), model_id, ids, rechunk=True)

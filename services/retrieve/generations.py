@@ -30,7 +30,6 @@ from services.retrieve.state import IndexState
 
 log = logging.getLogger(__name__)
 
-POINTER_KEY = natsio.INDEX_POINTER_KEY
 ACTIVE = Gauge("ragmesh_index_active_generation", "The index generation searches use by default.")
 
 
@@ -164,7 +163,7 @@ class Generations:
 
     async def _read(self) -> tuple[retrieve_pb2.IndexPointer | None, int]:
         try:
-            entry = await self.kv.get(POINTER_KEY)
+            entry = await self.kv.get(natsio.INDEX_POINTER_KEY)
         except KeyNotFoundError:
             return None, 0
         return retrieve_pb2.IndexPointer.FromString(entry.value), entry.revision
@@ -178,7 +177,7 @@ class Generations:
             change(updated)
             updated.updated_unix_ms = int(time.time() * 1000)
             try:
-                await self.kv.update(POINTER_KEY, updated.SerializeToString(), last=revision)
+                await self.kv.update(natsio.INDEX_POINTER_KEY, updated.SerializeToString(), last=revision)
             except KeyWrongLastSequenceError:
                 continue
             await self._apply(updated)
@@ -195,7 +194,7 @@ class Generations:
                 note="first generation",
             )
             try:
-                await self.kv.create(POINTER_KEY, first.SerializeToString())
+                await self.kv.create(natsio.INDEX_POINTER_KEY, first.SerializeToString())
             except KeyWrongLastSequenceError:
                 pass  # another replica created it first
             pointer, _ = await self._read()
