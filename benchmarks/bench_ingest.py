@@ -7,6 +7,7 @@ indexes) is overhead. Goal: end-to-end >= 85% of embed-only chunks/s.
 import argparse
 import json
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -57,6 +58,32 @@ def embed_only(addr: str, texts: list[str], batch: int, concurrency: int) -> flo
             )
         )
     return len(texts) / (time.perf_counter() - started)
+
+
+def bulk_batches(metrics_port: int) -> dict[str, float]:
+    """The embed service's bulk-lane counters: batches, texts, real and padded tokens."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    wanted = {
+        "ragmesh_embed_batch_size_count": "batches",
+        "ragmesh_embed_batch_size_sum": "texts",
+        "ragmesh_embed_batch_tokens_sum": "padded",
+        "ragmesh_embed_tokens_total": "tokens",
+    }
+    out = dict.fromkeys(wanted.values(), 0.0)
+    for line in text.splitlines():
+        name, _, rest = line.partition("{")
+        if name in wanted and 'lane="bulk"' in rest:
+            out[wanted[name]] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def batch_shape(before: dict[str, float], after: dict[str, float]) -> str:
+    delta = {k: after[k] - before[k] for k in after}
+    batches = max(delta["batches"], 1)
+    return (
+        f"{delta['texts'] / batches:.1f} texts/batch, "
+        f"{delta['tokens'] / max(delta['padded'], 1):.1%} of padded tokens real"
+    )
 
 
 def steady_rate(jobs: list[types_pb2.JobRecord]) -> float:
@@ -121,21 +148,26 @@ def main() -> None:
     texts = chunk_texts(docs)
     rounds = []
     with BenchSystem(NO_LIMITS) as bench:
+        metrics = bench.ports.metrics("embed")
         for round_number in range(args.repeat):
             # New ids each round: the same content under the same id would be deduplicated.
             fresh = [d | {"_id": f"{d['_id']}-r{round_number}"} for d in docs]
             embed_before = bench.cpu_seconds().get("embed", 0.0)
+            shape_before = bulk_batches(metrics)
             embed_rate = embed_only(bench.ports.addr("embed"), texts, args.batch, 2)
             embed_alone = bench.cpu_seconds().get("embed", 0.0) - embed_before
+            shape_between = bulk_batches(metrics)
             cpu_before = bench.cpu_seconds()
             e2e_rate, chunks, steady = end_to_end(bench.gateway, bench.key, fresh)
+            shapes = (batch_shape(shape_before, shape_between), batch_shape(shape_between, bulk_batches(metrics)))
             cpu = {k: round(v - cpu_before.get(k, 0), 1) for k, v in bench.cpu_seconds().items()}
             cpu["embed_alone"] = round(embed_alone, 1)
             rounds.append((steady / embed_rate, embed_rate, e2e_rate, steady, cpu))
             print(
                 f"round {round_number + 1}: embed-only {embed_rate:.1f}, end-to-end {e2e_rate:.1f}, "
                 f"steady {steady:.1f} chunks/s, ratio {steady / embed_rate:.3f}; embed CPU {embed_alone:.1f} s "
-                f"embedding alone, {cpu.get('embed', 0):.1f} s in the import"
+                f"embedding alone, {cpu.get('embed', 0):.1f} s in the import; batches {shapes[0]} alone, "
+                f"{shapes[1]} in the import"
             )
         _, embed_rate, e2e_rate, steady, cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
         small_rate, small_chunks, _ = end_to_end(bench.gateway, bench.key, small) if small else (0.0, 0, 0.0)

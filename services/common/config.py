@@ -44,6 +44,9 @@ class EmbedSettings(ServiceSettings):
     max_chars_per_text: int = Field(20000, description="Characters in one text.")
     queue_limit: int = Field(4096, description="Texts waiting per lane before RESOURCE_EXHAUSTED.")
     bulk_linger_ms: float = Field(5.0, description="How long a part-full bulk batch waits for more texts.")
+    bulk_patience_ms: float = Field(
+        500.0, ge=0, description="Longest a bulk text waits for partners of its length before it goes regardless."
+    )
     bulk_workers: int = Field(
         0, ge=0, description="Bulk batches run at once, one thread each; 0 = one per core, 1 = one on every core."
     )
@@ -52,10 +55,20 @@ class EmbedSettings(ServiceSettings):
 class IngestSettings(ServiceSettings):
     embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service.")
     max_document_bytes: int = Field(50 * MIB, description="Largest accepted document.")
+    inline_job_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="Documents up to this size travel inside their job message too: no object-store read per job.",
+    )
     chunk_target_tokens: int = Field(200, description="Target chunk size in embedding tokens.")
     chunk_overlap_tokens: int = Field(24, description="Tokens carried over between chunks.")
     max_chunks_per_document: int = Field(20000, description="Chunks one document may produce.")
-    worker_concurrency: int = Field(8, description="Jobs one worker process runs at once.")
+    worker_concurrency: int = Field(
+        32, description="Jobs one worker process runs at once (many keep the embed queue deep: less padding)."
+    )
+    worker_bytes_in_flight: int = Field(
+        128 * MIB, gt=0, description="Document bytes one worker works on at once; a larger document runs alone."
+    )
     max_deliveries: int = Field(5, description="Attempts of a job before it is dead-lettered.")
     embed_batch_size: int = Field(64, description="Chunks per Embed call and per index event.")
     job_ack_wait_seconds: float = Field(60.0, description="A job not acked or extended for this long is redelivered.")

@@ -19,6 +19,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
@@ -117,14 +118,27 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
         await js.update_stream(config)
 
 
+async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValue:
+    """Declare a KV bucket that answers reads by direct get: a read is then one plain request a
+    stream server answers with the raw value, instead of a JetStream API call that wraps it in
+    base64 JSON. A bucket declared before without it is switched over, with its retention."""
+    config = dataclasses.replace(config, direct=True)
+    try:
+        return await js.create_key_value(config)
+    except BadRequestError:  # it exists with another configuration
+        stream = (await js.stream_info(f"KV_{config.bucket}")).config
+        await js.update_stream(dataclasses.replace(stream, allow_direct=True, max_age=config.ttl or stream.max_age))
+        return await js.key_value(config.bucket)
+
+
 async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
     """Declare every stream, bucket and object store (with `replicas` copies on a NATS cluster);
     safe to call from every service at start."""
     for config in STREAMS:
         await ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
     for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16)):
-        await js.create_key_value(
-            KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
+        await ensure_bucket(
+            js, KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
         )
     await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas))
 

@@ -1,15 +1,17 @@
 """Micro-batching across concurrent requests, in two lanes.
 
 Requests are split into single texts, queued per lane, and grouped into batches of similar
-length bounded by a padded-token budget. Each lane has its own worker and its own ONNX session:
-a query never queues behind bulk work, nor waits for a running bulk batch to finish; it runs
-beside it, sharing the cores for a few milliseconds.
+length bounded by a padded-token budget (the least padding wins; no text waits past a bound).
+Each lane has its own worker and its own ONNX session: a query never queues behind bulk work,
+nor waits for a running bulk batch to finish; it runs beside it, sharing the cores for a few
+milliseconds.
 """
 
 import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram
@@ -57,13 +59,30 @@ class _Item:
         return len(self.encoding.ids)
 
 
-def plan_batch(items: list[_Item], token_budget: int) -> list[_Item]:
-    """Pick a batch: the longest waiting texts first, as many as fit the padded budget.
-    Sorting by length keeps padding small; every item is taken eventually as the lane drains."""
+def plan_batch(items: list[_Item], token_budget: int, now: float, patience_s: float) -> list[_Item]:
+    """Pick a batch of texts of similar length, as many as fit the padded budget.
+
+    Every run of neighbours in the length-sorted queue is a candidate; the one that wastes the
+    least on padding wins, so texts wait a little for partners of their own length instead of
+    being padded to a longer neighbour's. A full batch beats a part-full one, unless the whole
+    queue fits in one. A text that has waited more than `patience_s` goes in the next batch
+    (0: always the oldest), so none waits for partners forever."""
     ordered = sorted(items, key=lambda i: i.length, reverse=True)
-    width = ordered[0].length
-    count = max(1, min(len(ordered), token_budget // max(width, 1)))
-    return ordered[:count]
+    lengths = [i.length for i in ordered]
+    totals = [0, *accumulate(lengths)]  # totals[k]: tokens of the k longest
+    oldest = min(range(len(ordered)), key=lambda k: ordered[k].enqueued)
+    must = oldest if now - ordered[oldest].enqueued >= patience_s else None
+    best, best_key = (0, 1), None
+    for start, width in enumerate(lengths):
+        room = max(1, token_budget // max(width, 1))
+        end = min(start + room, len(ordered))
+        if must is not None and not start <= must < end:
+            continue
+        full = end - start == room or end - start == len(ordered)
+        key = (full, (totals[end] - totals[start]) / (max(width, 1) * (end - start)))
+        if best_key is None or key > best_key:
+            best, best_key = (start, end), key
+    return ordered[best[0] : best[1]]
 
 
 class LRUCache:
@@ -93,12 +112,14 @@ class Batcher:
         cache_size: int = 4096,
         bulk_linger_s: float = 0.005,
         bulk_workers: int = 1,
+        bulk_patience_s: float = 0.5,
     ):
         self.model = model
         self.token_budget = token_budget
         self.queue_limit = queue_limit
         self.bulk_linger_s = bulk_linger_s
         self.bulk_workers = bulk_workers
+        self.bulk_patience_s = bulk_patience_s
         self.lanes: dict[str, list[_Item]] = {INTERACTIVE: [], BULK: []}
         self.cache = LRUCache(cache_size)
         self._wake = {INTERACTIVE: asyncio.Event(), BULK: asyncio.Event()}
@@ -169,7 +190,8 @@ class Batcher:
                     pass
                 if not self.lanes[lane]:  # another bulk worker took them meanwhile
                     continue
-            batch = plan_batch(self.lanes[lane], self.token_budget)
+            patience = self.bulk_patience_s if lane == BULK else 0.0
+            batch = plan_batch(self.lanes[lane], self.token_budget, time.perf_counter(), patience)
             taken = {id(i) for i in batch}
             self.lanes[lane] = [i for i in self.lanes[lane] if id(i) not in taken]
             QUEUE_DEPTH.labels(lane).set(len(self.lanes[lane]))

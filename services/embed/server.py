@@ -51,6 +51,7 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
             s.queue_limit,
             bulk_linger_s=s.bulk_linger_ms / 1000,
             bulk_workers=s.bulk_workers or (os.cpu_count() or 1),
+            bulk_patience_s=s.bulk_patience_ms / 1000,
         )
         self.batcher.start()
 

@@ -92,13 +92,14 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         self.keys = KeyStore(self.js, await self.js.key_value(natsio.KV_KEYS), cache_seconds=s.key_cache_seconds)
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
-        self.answers = await self.js.create_key_value(
+        self.answers = await natsio.ensure_bucket(
+            self.js,
             KeyValueConfig(
                 bucket=natsio.KV_ANSWERS,
                 ttl=s.audit_retention_days * 86400,
                 storage=StorageType.FILE,
                 replicas=s.nats_replicas,
-            )
+            ),
         )
         self.cache = AnswerCache(s.answer_cache_size, s.answer_cache_ttl_seconds)
         self.deadlines = {k: float(v) for k, v in json.loads(s.method_deadlines or "{}").items()}

@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from collections import defaultdict
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -13,6 +14,16 @@ from services.ingest.worker import mark_failed
 
 log = logging.getLogger(__name__)
 DURABLE = "ingest-lifecycle"
+
+
+def document_of(msg) -> tuple[str, str]:
+    """(tenant, doc_id) of a lifecycle event."""
+    kind = events_pb2.DocumentIndexed if msg.subject.startswith("rag.events.indexed.") else events_pb2.DocumentFailed
+    try:
+        event = kind.FromString(msg.data)
+    except Exception:  # undecodable: its own group, where apply reports it
+        return "", msg.subject
+    return event.tenant, event.doc_id
 
 
 class LifecycleFollower:
@@ -45,17 +56,25 @@ class LifecycleFollower:
                 log.exception("lifecycle fetch failed")
                 await asyncio.sleep(1.0)
                 continue
+            # Documents side by side, so their registry writes share round trips; each
+            # document's events in order.
+            by_document = defaultdict(list)
             for msg in msgs:
+                by_document[document_of(msg)].append(msg)
+            await asyncio.gather(*(self._settle(group) for group in by_document.values()))
+
+    async def _settle(self, msgs) -> None:
+        for msg in msgs:
+            try:
+                with natsio.consume_span("rag.ingest.lifecycle", msg):
+                    await self.apply(msg.subject, msg.data)
+                await msg.ack()
+            except Exception:
+                log.exception("lifecycle event failed; it will be redelivered")
                 try:
-                    with natsio.consume_span("rag.ingest.lifecycle", msg):
-                        await self.apply(msg.subject, msg.data)
-                    await msg.ack()
+                    await msg.nak(delay=1.0)
                 except Exception:
-                    log.exception("lifecycle event failed; it will be redelivered")
-                    try:
-                        await msg.nak(delay=1.0)
-                    except Exception:
-                        await asyncio.sleep(0.5)
+                    await asyncio.sleep(0.5)
 
     async def apply(self, subject: str, data: bytes) -> None:
         if subject.startswith("rag.events.indexed."):

@@ -39,22 +39,35 @@ class Registry:
     ) -> types_pb2.DocumentRecord | None:
         """Apply `change` to the current record until the compare-and-set wins.
         `change` returns the new record, or None to leave it as it is."""
+        return (await self.mutate_seen(tenant, doc_id, change))[0]
+
+    async def mutate_seen(
+        self,
+        tenant: str,
+        doc_id: str,
+        change: Callable[[types_pb2.DocumentRecord | None], types_pb2.DocumentRecord | None],
+        seen: tuple[types_pb2.DocumentRecord | None, int] | None = None,
+    ) -> tuple[types_pb2.DocumentRecord | None, int]:
+        """`mutate`, returning the record and its revision. `seen`: a record and revision this
+        caller read or wrote before; the first compare-and-set is tried on it without reading
+        again (one round trip instead of two), and fails harmlessly if somebody wrote since."""
         while True:
-            record, revision = await self.get(tenant, doc_id)
+            record, revision = seen if seen is not None else await self.get(tenant, doc_id)
+            seen = None
             copy = types_pb2.DocumentRecord()
             if record is not None:
                 copy.CopyFrom(record)
             updated = change(copy if record is not None else None)
             if updated is None:
-                return record
+                return record, revision
             updated.updated_unix_ms = now_ms()
             try:
                 key = doc_key(tenant, doc_id)
                 if revision:
-                    await self.docs.update(key, updated.SerializeToString(), last=revision)
+                    revision = await self.docs.update(key, updated.SerializeToString(), last=revision)
                 else:
-                    await self.docs.create(key, updated.SerializeToString())
-                return updated
+                    revision = await self.docs.create(key, updated.SerializeToString())
+                return updated, revision
             except KeyWrongLastSequenceError:
                 continue
 
@@ -64,34 +77,39 @@ class Registry:
         return sorted((types_pb2.DocumentRecord.FromString(v) for v in values), key=lambda r: r.doc_id)
 
     async def get_job(self, job_id: str) -> types_pb2.JobRecord | None:
+        return (await self.get_job_seen(job_id))[0]
+
+    async def get_job_seen(self, job_id: str) -> tuple[types_pb2.JobRecord | None, int]:
+        """A job record and its revision (0 when there is none)."""
         try:
             entry = await self.jobs.get(job_id)
         except KeyNotFoundError:
-            return None
-        return types_pb2.JobRecord.FromString(entry.value) if entry.value else None
+            return None, 0
+        return (types_pb2.JobRecord.FromString(entry.value) if entry.value else None), entry.revision
 
-    async def create_job(self, job: types_pb2.JobRecord) -> None:
+    async def create_job(self, job: types_pb2.JobRecord) -> tuple[types_pb2.JobRecord, int]:
         job.updated_unix_ms = now_ms()
-        await self.jobs.put(job.job_id, job.SerializeToString())
+        return job, await self.jobs.put(job.job_id, job.SerializeToString())
 
-    async def update_job(self, job_id: str, **fields) -> bool:
-        """Set fields on a job record by compare-and-set. A finished job stays finished: a late
-        write from a redelivered copy of the job must not turn `done` back into `indexing`.
-        False when there is no such job or it has finished."""
+    async def update_job(
+        self, job_id: str, seen: tuple[types_pb2.JobRecord | None, int] | None = None, **fields
+    ) -> tuple[types_pb2.JobRecord, int] | None:
+        """Set fields on a job record by compare-and-set; the record and its new revision. A
+        finished job stays finished: a late write from a redelivered copy of the job must not turn
+        `done` back into `indexing`. None when there is no such job or it has finished. `seen`: as
+        for `mutate_seen`, the record and revision this caller last read or wrote."""
         while True:
-            try:
-                entry = await self.jobs.get(job_id)
-            except KeyNotFoundError:
-                return False
-            job = types_pb2.JobRecord.FromString(entry.value)
-            if job.status in FINISHED_JOBS:
-                return False
+            job, revision = seen if seen is not None and seen[0] is not None else await self.get_job_seen(job_id)
+            seen = None
+            if job is None or job.status in FINISHED_JOBS:
+                return None
+            updated = types_pb2.JobRecord()
+            updated.CopyFrom(job)
             for name, value in fields.items():
-                setattr(job, name, value)
-            job.updated_unix_ms = now_ms()
+                setattr(updated, name, value)
+            updated.updated_unix_ms = now_ms()
             try:
-                await self.jobs.update(job_id, job.SerializeToString(), last=entry.revision)
-                return True
+                return updated, await self.jobs.update(job_id, updated.SerializeToString(), last=revision)
             except KeyWrongLastSequenceError:
                 continue
 

@@ -123,7 +123,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
 
         record = await self.registry.mutate(request.tenant, request.doc_id, change)
         version = created["version"]
-        await self._enqueue(record, version, digest, job_id)
+        inline = request.content if size <= self.settings.inline_job_bytes else b""
+        await self._enqueue(record, version, digest, job_id, content=inline)
         return ingest_pb2.SubmitResponse(
             job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
         )
@@ -187,7 +188,13 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.RetryIngestResponse(job_id=job_id, version=current.version)
 
     async def _enqueue(
-        self, record: types_pb2.DocumentRecord, version: int, digest: str, job_id: str, retry: bool = False
+        self,
+        record: types_pb2.DocumentRecord,
+        version: int,
+        digest: str,
+        job_id: str,
+        retry: bool = False,
+        content: bytes = b"",
     ) -> None:
         await self.registry.create_job(
             types_pb2.JobRecord(
@@ -211,6 +218,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             title=record.title,
             acl=list(record.acl),
             metadata=dict(record.metadata),
+            content=content,
+            size_bytes=version_entry(record, version).size_bytes,
         )
         # The version is part of the id: A -> B -> A within the duplicate window is three real jobs.
         msg_id = f"{record.tenant}/{token(record.doc_id)}/{version}/{digest}" + (f"/retry/{job_id}" if retry else "")
@@ -241,6 +250,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             source_name=record.source_name,
             title=record.title,
             rechunk_generation=request.generation,
+            size_bytes=entry.size_bytes,
         )
         if request.HasField("chunking"):
             job.chunking.CopyFrom(request.chunking)

@@ -26,6 +26,7 @@ from services.common.chunking import chunkings_to_write, label, same_sizes
 from services.common.config import IngestSettings
 from services.common.ids import chunk_id, token
 from services.common.usage import UsageStore
+from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
 from services.ingest.parsers import parse
@@ -67,6 +68,7 @@ class IngestWorker:
         self.index_kv = index_kv  # the index pointer: which chunkings the generations hold
         self.settings = settings
         self.count_tokens = count_tokens
+        self.budget = ByteBudget(settings.worker_bytes_in_flight)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -123,7 +125,8 @@ class IngestWorker:
             span.set_attribute("rag.attempt", attempt)
             heartbeat = asyncio.create_task(self._heartbeat(msg))
             try:
-                await self.process(job, attempt)
+                async with self.budget.hold(job.size_bytes or len(job.content)):
+                    await self.process(job, attempt)
                 await msg.ack()
                 JOBS.labels("indexing").inc()
             except AlreadyFinished:
@@ -171,9 +174,12 @@ class IngestWorker:
         await mark_failed(self.registry, job.tenant, job.doc_id, job.version, job.job_id, reason)
         log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
 
-    async def _advance(self, job: events_pb2.IngestJob, status: int, chunk_count: int | None = None):
-        """Move the document's current version to `status`; Superseded if it is no longer current,
-        AlreadyFinished if it is indexed already."""
+    async def _advance(
+        self, job: events_pb2.IngestJob, status: int, chunk_count: int | None = None, seen=None
+    ) -> tuple[types_pb2.DocumentRecord, int]:
+        """Move the document's current version to `status`; the record and its revision.
+        Superseded if it is no longer current, AlreadyFinished if it is indexed already. `seen`:
+        the record and revision this job last wrote."""
         outcome: list[Exception] = []
 
         def change(record):
@@ -195,15 +201,18 @@ class IngestWorker:
                     entry.chunk_count = chunk_count
             return record
 
-        record = await self.registry.mutate(job.tenant, job.doc_id, change)
+        written = await self.registry.mutate_seen(job.tenant, job.doc_id, change, seen)
         if outcome:
             raise outcome[0]
-        return record
+        return written
 
-    async def _report(self, job_id: str, **fields) -> None:
-        """Write the job's progress; AlreadyFinished when another delivery finished it."""
-        if not await self.registry.update_job(job_id, **fields):
+    async def _report(self, job_id: str, seen=None, **fields) -> tuple[types_pb2.JobRecord, int]:
+        """Write the job's progress over `seen`, the record and revision this job last read or
+        wrote; the new ones. AlreadyFinished when another delivery finished it."""
+        written = await self.registry.update_job(job_id, seen, **fields)
+        if written is None:
             raise AlreadyFinished()
+        return written
 
     @property
     def configured(self) -> types_pb2.Chunking:
@@ -246,7 +255,7 @@ class IngestWorker:
                 except ObjectNotFoundError:
                     pass
             if parsed is None:
-                data = (await self.objects.get(job.object_name)).data
+                data = job.content or (await self.objects.get(job.object_name)).data
                 with tracer.start_as_current_span("rag.ingest.parse") as span:
                     parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
                     span.set_attribute("rag.bytes", len(data))
@@ -367,15 +376,18 @@ class IngestWorker:
         if job.rechunk_generation:
             await self.rechunk(job, attempt)
             return
-        progress = await self.registry.get_job(job.job_id)
+        # Each write keeps the revision it made: the next write of the same record needs no read.
+        seen = {"job": await self.registry.get_job_seen(job.job_id)}
+        progress = seen["job"][0]
         if progress is None:  # its record was lost: start a new one
             progress = types_pb2.JobRecord(
                 job_id=job.job_id, tenant=job.tenant, doc_id=job.doc_id, version=job.version, created_unix_ms=now_ms()
             )
-            await self.registry.create_job(progress)
+            seen["job"] = await self.registry.create_job(progress)
         elif progress.status in FINISHED_JOBS:
             raise AlreadyFinished()
-        record = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
+        seen["doc"] = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
+        record = seen["doc"][0]
         chunkings = await self._chunkings()
         parsed_title, warnings, chunk_sets = await self._chunks(job, attempt, chunkings)
         total = sum(len(drafts) for drafts in chunk_sets)
@@ -385,11 +397,16 @@ class IngestWorker:
         done = progress.chunks_embedded if same_plan else 0
         if done:
             log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        await self._report(
-            job.job_id, status=types_pb2.JOB_STATUS_RUNNING, chunks_total=total, chunks_embedded=done, chunkings=plan
+        seen["job"] = await self._report(
+            job.job_id,
+            seen["job"],
+            status=types_pb2.JOB_STATUS_RUNNING,
+            chunks_total=total,
+            chunks_embedded=done,
+            chunkings=plan,
         )
         if warnings:
-            await self._set_warnings(job, warnings)
+            seen["doc"] = await self._set_warnings(job, warnings, seen["doc"])
         title = record.title or parsed_title
         spent = {"tokens": progress.embedding_tokens if done else 0}  # the batches of earlier deliveries
         offset, model_id = 0, ""
@@ -400,18 +417,24 @@ class IngestWorker:
                 if self.usage is not None:  # billed as embedded: a job cut off later has still spent it
                     self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
                 if offset + embedded < total:  # the last batch's progress goes out with INDEXING below
-                    await self._report(job.job_id, chunks_embedded=offset + embedded, embedding_tokens=spent["tokens"])
+                    seen["job"] = await self._report(
+                        job.job_id, seen["job"], chunks_embedded=offset + embedded, embedding_tokens=spent["tokens"]
+                    )
 
             skip = min(len(drafts), max(0, done - offset))
             ids = self._ids(job, chunking)
             model_id = await self._write(job, record, title, chunking, drafts, skip, ids, on_batch) or model_id
             offset += len(drafts)
         chunk_count = len(chunk_sets[0])  # in the active generation's chunking
-        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=chunk_count)
+        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=chunk_count, seen=seen["doc"])
         trace.get_current_span().set_attribute("rag.tokens", spent["tokens"])
         # Before the activations go out: retrieve may mark the job done right after one.
         await self._report(
-            job.job_id, status=types_pb2.JOB_STATUS_INDEXING, chunks_embedded=total, embedding_tokens=spent["tokens"]
+            job.job_id,
+            seen["job"],
+            status=types_pb2.JOB_STATUS_INDEXING,
+            chunks_embedded=total,
+            embedding_tokens=spent["tokens"],
         )
         for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
             await self._activate(job, chunking, len(drafts), model_id, self._ids(job, chunking))
@@ -436,7 +459,7 @@ class IngestWorker:
         if shown(record, job.version):
             await self._activate(job, chunking, len(drafts), model_id, ids, rechunk=True)
 
-    async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str]) -> None:
+    async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str], seen) -> tuple:
         def change(record):
             entry = version_entry(record, job.version) if record is not None else None
             if entry is None or list(entry.warnings) == warnings:
@@ -445,7 +468,7 @@ class IngestWorker:
             entry.warnings.extend(warnings)
             return record
 
-        await self.registry.mutate(job.tenant, job.doc_id, change)
+        return await self.registry.mutate_seen(job.tenant, job.doc_id, change, seen)
 
     async def _embed(self, texts: list[str]):
         """Bulk-lane embedding; waits out a full queue as the service's retry hint says."""

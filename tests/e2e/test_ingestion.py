@@ -22,6 +22,8 @@ FAST_FAULTS = {
     "RAGMESH_EMBED_BATCH_SIZE": "8",
     "RAGMESH_CHUNK_TARGET_TOKENS": "64",
     "RAGMESH_CHUNK_OVERLAP_TOKENS": "0",
+    # The long document is read back from the object store, the short ones travel in their jobs.
+    "RAGMESH_INLINE_JOB_BYTES": "20000",
 }
 
 

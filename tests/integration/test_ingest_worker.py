@@ -83,12 +83,17 @@ async def test_a_late_write_from_a_second_delivery_does_not_reopen_a_finished_jo
     js, registry, worker = setup
     await worker.process(JOB)
     # The second delivery read the job while the first was still running, then fell behind it.
-    assert await registry.update_job("j1", chunks_embedded=1)
+    stale = await registry.update_job("j1", chunks_embedded=1)
+    assert stale is not None and stale[0].status == types_pb2.JOB_STATUS_INDEXING
     await announce_indexed(js, registry, (await registry.get_job("j1")).chunks_total)
 
     assert not await registry.update_job("j1", status=types_pb2.JOB_STATUS_INDEXING)
+    # Writing over the revision it saw before the job finished reads again, and refuses.
+    assert not await registry.update_job("j1", stale, status=types_pb2.JOB_STATUS_INDEXING)
     with pytest.raises(AlreadyFinished):
         await worker._report("j1", status=types_pb2.JOB_STATUS_RUNNING)
+    with pytest.raises(AlreadyFinished):
+        await worker._report("j1", stale, status=types_pb2.JOB_STATUS_RUNNING)
     await mark_failed(registry, TENANT, DOC, 1, "j1", "gave up after 5 attempts")
     assert (await registry.get_job("j1")).status == types_pb2.JOB_STATUS_DONE
     record, _ = await registry.get(TENANT, DOC)
@@ -189,3 +194,29 @@ async def test_a_rechunk_job_writes_only_for_a_generation_that_exists(setup):
     assert activation.activate.rechunk and activation.job_id == "rechunk-2"
     job = await registry.get_job("j1")
     assert job.status == types_pb2.JOB_STATUS_DONE and await registry.get_job("rechunk-2") is None
+
+
+async def test_a_job_carrying_its_bytes_reads_nothing_back_from_the_object_store(setup):
+    js, registry, worker = setup
+    store, reads = worker.objects, []
+
+    class CountedStore:
+        async def get(self, name):
+            reads.append(name)
+            return await store.get(name)
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+    chunkings = await worker._chunkings()
+    _, _, (expected,) = await worker._chunks(JOB, 1, chunkings)  # from the object store
+    worker.objects = CountedStore()
+    inline = events_pb2.IngestJob()
+    inline.CopyFrom(JOB)
+    inline.content = TEXT
+    await worker.process(inline)
+    assert reads == []
+    events = await index_events(js)
+    texts = [c.text for e in events if e.WhichOneof("op") == "upserts" for c in e.upserts.chunks]
+    assert texts == [d.text for d in expected] and len(texts) > 4
+    assert (await registry.get_job("j1")).chunks_embedded == len(expected)

@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from nats.js.api import KeyValueConfig, StorageType
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -21,6 +22,26 @@ async def test_declarations_are_idempotent(nats_server):
     names = {s.config.name for s in await js.streams_info()}
     assert {c.name for c in natsio.STREAMS} <= names
     assert str((await js.stream_info("RAG_JOBS")).config.retention).endswith("workqueue")
+    await natsio.close(nc)
+
+
+async def test_buckets_read_by_direct_get_even_when_declared_without(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    old = await js.create_key_value(KeyValueConfig(bucket=natsio.KV_DOCS, storage=StorageType.FILE))
+    await old.put("t.doc", b"kept")
+    assert not (await js.stream_info(f"KV_{natsio.KV_DOCS}")).config.allow_direct
+    await natsio.ensure_all(js)
+    for bucket in (natsio.KV_DOCS, natsio.KV_JOBS, natsio.KV_INDEX):
+        assert (await js.stream_info(f"KV_{bucket}")).config.allow_direct, bucket
+    docs = await js.key_value(natsio.KV_DOCS)
+    assert docs._direct
+    assert (await docs.get("t.doc")).value == b"kept"
+    answers = await natsio.ensure_bucket(js, KeyValueConfig(bucket="answers_probe", ttl=3600.0))
+    await answers.put("a", b"1")
+    longer = await natsio.ensure_bucket(js, KeyValueConfig(bucket="answers_probe", ttl=7200.0))
+    assert (await js.stream_info("KV_answers_probe")).config.max_age == 7200.0
+    assert (await longer.get("a")).value == b"1"
     await natsio.close(nc)
 
 
@@ -89,4 +110,45 @@ async def test_kv_values_lists_every_current_value_and_no_deleted_key(nats_serve
     assert await natsio.kv_values(js, natsio.KV_DOCS, "t3.>") == []
     stream = await js.stream_info("KV_" + natsio.KV_DOCS)
     assert stream.state.consumer_count == 0  # each listing removes its consumer
+    await natsio.close(nc)
+
+
+async def test_a_write_over_a_seen_revision_reads_only_when_somebody_wrote_since(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    registry = Registry(js, await js.key_value(natsio.KV_DOCS), await js.key_value(natsio.KV_JOBS))
+    reads = []
+    plain_get = registry.get
+
+    async def counted_get(tenant, doc_id):
+        reads.append(doc_id)
+        return await plain_get(tenant, doc_id)
+
+    registry.get = counted_get
+
+    def titled(title):
+        def change(record):
+            record = record or types_pb2.DocumentRecord(tenant="t", doc_id="d")
+            record.title = title
+            return record
+
+        return change
+
+    seen = await registry.mutate_seen("t", "d", titled("one"))
+    assert len(reads) == 1
+    seen = await registry.mutate_seen("t", "d", titled("two"), seen)
+    assert len(reads) == 1, "the revision written last was current: no read"
+    assert seen == await plain_get("t", "d")
+
+    def add_acl(record):
+        record.acl.append("team")
+        return record
+
+    await registry.mutate("t", "d", add_acl)  # somebody else writes
+    reads.clear()
+    record, revision = await registry.mutate_seen("t", "d", titled("three"), seen)
+    assert len(reads) == 1, "the stale revision failed its compare-and-set, then the record was read"
+    assert record.title == "three" and list(record.acl) == ["team"]
+    assert (record, revision) == await plain_get("t", "d")
     await natsio.close(nc)
