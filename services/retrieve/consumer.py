@@ -21,6 +21,7 @@ tracer = trace.get_tracer("ragmesh.retrieve")
 INDEX_POINTS = Gauge("ragmesh_index_points", "Chunks in each engine.", ["engine", "generation"])
 WATERMARK = Gauge("ragmesh_index_watermark", "Last index-stream sequence applied to both engines.", ["generation"])
 WATERMARK_LAG = Gauge("ragmesh_index_watermark_lag", "Index events in the stream not applied yet.", ["generation"])
+OBSERVE_SECONDS = 1.0  # while events flow, index sizes are counted at most this often
 APPLIED = Counter("ragmesh_index_events_applied_total", "Index events applied, by operation.", ["op"])
 
 
@@ -58,6 +59,7 @@ class IndexConsumer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._counted_at: int | None = None  # the watermark the index sizes were last counted at
+        self._observed = 0.0
 
     async def start(self) -> None:
         deliver = DeliverPolicy.BY_START_SEQUENCE if self.record.rechunk else DeliverPolicy.ALL
@@ -104,7 +106,8 @@ class IndexConsumer:
                     except Exception:
                         break  # NATS unreachable: the ack wait redelivers them
                 await asyncio.sleep(0.5)
-            await self._observe()
+            if asyncio.get_running_loop().time() - self._observed >= OBSERVE_SECONDS:
+                await self._observe()
 
     async def _more(self, have: int) -> list:
         """Events that arrive within the linger after a short fetch, up to a full batch."""
@@ -122,6 +125,7 @@ class IndexConsumer:
 
     async def _observe(self) -> None:
         """Index size and how far the watermark trails the stream, for dashboards and alerts."""
+        self._observed = asyncio.get_running_loop().time()
         try:
             last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
             generation = str(self.state.number)
@@ -154,20 +158,24 @@ class IndexConsumer:
             # re-applied (a no-op), and the events' ids collapse the repeats.
             indexed = [(m, e) for m, e in indexed if m.metadata.sequence.stream > self.replay_until]
             failed = [e for m, e in failed if m.metadata.sequence.stream > self.replay_until]
-            for msg, event in indexed:
-                event.index_watermark = watermark
-                # Published in the trace of that document's own ingestion, whatever the batch held.
-                with natsio.continued(msg):
-                    await natsio.publish(
-                        self.js,
-                        f"rag.events.indexed.{event.tenant}",
-                        event.SerializeToString(),
-                        msg_id=f"indexed/{event.tenant}/{event.doc_id}/{event.version}",
-                    )
-            for event in failed:
-                await natsio.publish(self.js, f"rag.events.failed.{event.tenant}", event.SerializeToString())
+            # All in flight at once: their writes share round trips.
+            await asyncio.gather(
+                *(self._announce(msg, event, watermark) for msg, event in indexed),
+                *(natsio.publish(self.js, f"rag.events.failed.{e.tenant}", e.SerializeToString()) for e in failed),
+            )
             for msg, _ in events:
                 await msg.ack()
+
+    async def _announce(self, msg, event: events_pb2.DocumentIndexed, watermark: int) -> None:
+        event.index_watermark = watermark
+        # Published in the trace of that document's own ingestion, whatever the batch held.
+        with natsio.continued(msg):
+            await natsio.publish(
+                self.js,
+                f"rag.events.indexed.{event.tenant}",
+                event.SerializeToString(),
+                msg_id=f"indexed/{event.tenant}/{event.doc_id}/{event.version}",
+            )
 
     def _apply_engines(self, events):
         changes: dict[tuple[str, str], int | None] = {}
