@@ -69,3 +69,11 @@ async def test_bulk_workers_side_by_side_serve_every_request_and_stay_alive(mode
         assert len(batcher._tasks) == 3 and not any(task.done() for task in batcher._tasks)
     finally:
         await batcher.stop()
+
+
+def test_the_embed_benchmark_plans_its_ideal_batches_with_the_service_planner(model):
+    from benchmarks.bench_embed import raw_rates
+
+    naive, ideal, tokens = raw_rates(model, TEXTS, 1024)
+    assert tokens == sum(len(e.ids) for e in model.tokenize(TEXTS))
+    assert naive > 0 and ideal > 0
