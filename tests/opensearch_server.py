@@ -38,6 +38,14 @@ def field_values(source: dict, path: str) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def within(value: float, bounds: dict) -> bool:
+    return (
+        bounds.get("gte", value) <= value <= bounds.get("lte", value)
+        and ("gt" not in bounds or value > bounds["gt"])
+        and ("lt" not in bounds or value < bounds["lt"])
+    )
+
+
 class Index:
     def __init__(self, mapping: dict) -> None:
         props = mapping.get("mappings", {}).get("properties", {})
@@ -66,7 +74,7 @@ class Index:
         if kind == "range":
             field, bounds = next(iter(body.items()))
             values = [v for v in field_values(source, field) if isinstance(v, int | float)]
-            return any(bounds.get("gte", v) <= v <= bounds.get("lte", v) for v in values)
+            return any(within(v, bounds) for v in values)
         if kind == "bool":
             return all(self.matches(source, q) for q in body.get("filter", [])) and not any(
                 self.matches(source, q) for q in body.get("must_not", [])

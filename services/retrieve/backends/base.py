@@ -1,6 +1,7 @@
 """The interface both engines of a kind implement, and the chunk <-> stored-fields mapping."""
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -92,9 +93,57 @@ class EngineHit:
 CANDIDATE_FIELDS = ("chunk_id", "tenant", "doc_id", "version")
 
 
-def chunk_fields(chunk: types_pb2.Chunk) -> dict:
-    """A chunk as flat stored fields (the payload in Qdrant, stored fields in Tantivy)."""
-    fields = {
+@dataclass(frozen=True)
+class DocFields:
+    """What a document says of itself beside its content, the same on every chunk of every
+    version: its ACL, metadata and (when the owner gave one) title. `revision` orders changes:
+    a chunk written with older fields takes the newer ones."""
+
+    title: str = ""  # empty: each chunk keeps the title parsed from its own version
+    acl: tuple[str, ...] = ()
+    metadata: tuple[tuple[str, str], ...] = ()  # sorted (key, value) pairs
+    revision: int = 0
+
+    @classmethod
+    def of(cls, title: str, acl, metadata, revision: int = 0) -> "DocFields":
+        return cls(title, tuple(acl), tuple(sorted(dict(metadata).items())), revision)
+
+    @property
+    def meta(self) -> dict[str, str]:
+        return dict(self.metadata)
+
+    def payload(self) -> dict:
+        """The stored fields these set on every chunk of the document."""
+        fields = {"acl": list(self.acl) or [PUBLIC], "meta": self.meta, "date": document_date(self.meta)}
+        if self.title:
+            fields["title"] = self.title
+        return fields
+
+
+@dataclass(frozen=True)
+class ChunkWrite:
+    """One chunk to store: its content, the document's fields, whether searches see it, and (for
+    a dense engine) its vector."""
+
+    chunk: types_pb2.Chunk
+    fields: DocFields
+    live: bool
+    vector: tuple[float, ...] = ()
+
+    def stored(self, keep_live: set[str] = frozenset()) -> dict:
+        """Its stored fields; a chunk named in `keep_live` stays live (it was live before)."""
+        return chunk_fields(self.chunk, self.fields, self.live or self.chunk.chunk_id in keep_live)
+
+
+def pending_ids(writes: list[ChunkWrite]) -> list[str]:
+    """The chunks a write stores as pending: engines check which of them are live already."""
+    return [w.chunk.chunk_id for w in writes if not w.live]
+
+
+def chunk_fields(chunk: types_pb2.Chunk, fields: DocFields | None = None, live: bool = True) -> dict:
+    """A chunk as flat stored fields (the payload in Qdrant, stored fields in Tantivy), with the
+    document's fields when given (otherwise the chunk's own) and whether searches see it."""
+    stored = {
         "chunk_id": chunk.chunk_id,
         "tenant": chunk.tenant,
         "doc_id": chunk.doc_id,
@@ -112,11 +161,16 @@ def chunk_fields(chunk: types_pb2.Chunk) -> dict:
         "page_end": chunk.page_end,
         "content_kind": chunk.content_kind,
         "meta": dict(chunk.metadata),
+        "live": int(live),  # 0/1: every engine filters integers alike
     }
     moment = document_date(chunk.metadata)
     if moment is not None:
-        fields["date"] = moment
-    return fields
+        stored["date"] = moment
+    if fields is not None:
+        stored |= fields.payload()
+    if stored.get("date") is None:
+        stored.pop("date", None)
+    return stored
 
 
 def fields_chunk(fields: dict) -> types_pb2.Chunk:
@@ -151,25 +205,39 @@ def _metadata(value) -> dict[str, str]:
     return {str(k): str(v) for k, v in (value or {}).items()}
 
 
-class DenseIndex(Protocol):
-    def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None: ...
-    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None: ...
-    def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]: ...  # candidates
+class Engine(Protocol):
+    """What both kinds of engine store and how it changes. A chunk is stored *live* (searches see
+    it) or *pending* (a version being written, not searchable until its activation). Every change
+    is idempotent: applying it again leaves the same engine state."""
+
+    def open(self) -> None: ...
+    def rewrite(self, tenant: str, doc_id: str, fields: DocFields | None, live_version: int) -> None:
+        """Every stored chunk of the document takes `fields` (when given); the chunks of
+        `live_version` (when not 0) become live."""
+
+    def retire(self, tenant: str, doc_id: str, below_version: int) -> None:
+        """Delete the document's chunks of every version below `below_version`."""
+
     def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]: ...  # whole chunks, by id
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None: ...
-    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int: ...
-    def commit(self) -> None: ...
+    def chunks_of(self, tenant: str, doc_id: str) -> list[tuple[str, int, bool]]:
+        """(chunk id, version, live) of every stored chunk of the document, in no set order."""
+
+    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int: ...  # stored chunks
+    def commit(self) -> None: ...  # make every change so far visible to searches (and durable)
     def close(self) -> None: ...
     def destroy(self) -> None: ...  # close, then remove everything it stored
 
 
-class LexicalIndex(Protocol):
-    def upsert(self, chunks: list[types_pb2.Chunk]) -> None: ...
-    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None: ...
-    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]: ...  # candidates
-    def fetch(self, chunk_ids: list[str]) -> dict[str, types_pb2.Chunk]: ...  # whole chunks, by id
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None: ...
-    def count(self, tenant: str | None = None, doc_id: str | None = None) -> int: ...
-    def commit(self) -> None: ...
-    def close(self) -> None: ...
-    def destroy(self) -> None: ...
+class DenseIndex(Engine, Protocol):
+    def upsert(self, writes: list[ChunkWrite]) -> None:
+        """Store chunks with their vectors. A pending write never hides a chunk already stored
+        live: a redelivered upsert cannot take a visible chunk away."""
+
+    def search(self, vector: list[float], scope: SearchScope, limit: int) -> list[EngineHit]: ...  # live only
+    def export(self, batch: int = 512) -> Iterator[list[tuple[types_pb2.Chunk, list[float], bool]]]:
+        """Every stored chunk with its vector and whether it is live, in batches."""
+
+
+class LexicalIndex(Engine, Protocol):
+    def upsert(self, writes: list[ChunkWrite]) -> None: ...  # as DenseIndex.upsert, vectors unused
+    def search(self, query: str, scope: SearchScope, limit: int) -> list[EngineHit]: ...  # live only

@@ -9,12 +9,12 @@ from opensearchpy import OpenSearch, helpers
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
     CANDIDATE_FIELDS,
-    PUBLIC,
+    ChunkWrite,
+    DocFields,
     EngineHit,
     SearchScope,
-    chunk_fields,
-    document_date,
     fields_chunk,
+    pending_ids,
 )
 
 KEYWORD = {"type": "keyword"}
@@ -29,6 +29,7 @@ MAPPING = {
             **{f: KEYWORD for f in ("content_kind",)},
             **{f: INTEGER for f in ("version", "ordinal", "char_start", "char_end", "page_start", "page_end")},
             "date": {"type": "long"},  # the document date, epoch seconds
+            "live": INTEGER,  # false: a version being written, not searched yet
             "text": ENGLISH,
             "title": ENGLISH,
             "section": ENGLISH,
@@ -38,10 +39,9 @@ MAPPING = {
         "dynamic_templates": [{"meta_keywords": {"path_match": "meta.*", "mapping": KEYWORD}}],
     },
 }
-SET_FIELDS = (
-    "ctx._source.title = params.title; ctx._source.acl = params.acl; ctx._source.meta = params.meta; "
-    "ctx._source.date = params.date;"
-)
+SET_FIELDS = "ctx._source.acl = params.acl; ctx._source.meta = params.meta; ctx._source.date = params.date;"
+SET_TITLE = " ctx._source.title = params.title;"
+SET_LIVE = "ctx._source.live = params.live;"
 
 
 class OpenSearchIndex:
@@ -55,33 +55,41 @@ class OpenSearchIndex:
         if not self.client.indices.exists(index=self.index):
             self.client.indices.create(index=self.index, body=MAPPING)
 
-    def upsert(self, chunks: list[types_pb2.Chunk]) -> None:
-        actions = [{"_index": self.index, "_id": c.chunk_id, "_source": chunk_fields(c)} for c in chunks]
-        if actions:
-            helpers.bulk(self.client, actions)
+    def _doc(self, tenant: str, doc_id: str, *more) -> dict:
+        return {"bool": {"filter": [{"term": {"doc_key": f"{tenant}/{doc_id}"}}, *more]}}
 
-    def _doc(self, tenant: str, doc_id: str) -> dict:
-        return {"term": {"doc_key": f"{tenant}/{doc_id}"}}
+    def _live_ids(self, chunk_ids: list[str]) -> set[str]:
+        query = {"bool": {"filter": [{"terms": {"chunk_id": chunk_ids}}, {"term": {"live": 1}}]}}
+        body = {"size": len(chunk_ids), "_source": ["chunk_id"], "query": query}
+        return {h["_source"]["chunk_id"] for h in self.client.search(index=self.index, body=body)["hits"]["hits"]}
 
-    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
-        query = {"bool": {"filter": [self._doc(tenant, doc_id)]}}
-        if keep_version:
-            query["bool"]["must_not"] = [{"term": {"version": keep_version}}]
-        self.client.delete_by_query(index=self.index, body={"query": query}, refresh=True, conflicts="proceed")
+    def upsert(self, writes: list[ChunkWrite]) -> None:
+        if not writes:
+            return
+        pending = pending_ids(writes)
+        keep_live = self._live_ids(pending) if pending else set()
+        actions = [{"_index": self.index, "_id": w.chunk.chunk_id, "_source": w.stored(keep_live)} for w in writes]
+        helpers.bulk(self.client, actions)
 
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
-        params = {
-            "title": title,
-            "acl": acl or [PUBLIC],
-            "meta": metadata,
-            "date": document_date(metadata),
-        }
-        script = {"source": SET_FIELDS, "params": params}
-        body = {"query": {"bool": {"filter": [self._doc(tenant, doc_id)]}}, "script": script}
+    def _update(self, query: dict, script: str, params: dict) -> None:
+        body = {"query": query, "script": {"source": script, "params": params}}
         self.client.update_by_query(index=self.index, body=body, refresh=True, conflicts="proceed")
 
+    def rewrite(self, tenant: str, doc_id: str, fields: DocFields | None, live_version: int) -> None:
+        if fields is not None:
+            params = fields.payload()
+            self._update(self._doc(tenant, doc_id), SET_FIELDS + (SET_TITLE if fields.title else ""), params)
+        if live_version:
+            self._update(self._doc(tenant, doc_id, {"term": {"version": live_version}}), SET_LIVE, {"live": 1})
+
+    def retire(self, tenant: str, doc_id: str, below_version: int) -> None:
+        if below_version <= 1:
+            return
+        query = self._doc(tenant, doc_id, {"range": {"version": {"lt": below_version}}})
+        self.client.delete_by_query(index=self.index, body={"query": query}, refresh=True, conflicts="proceed")
+
     def _filters(self, scope: SearchScope) -> list[dict]:
-        filters = [{"term": {"tenant": scope.tenant}}, {"terms": {"acl": scope.acl}}]
+        filters = [{"term": {"tenant": scope.tenant}}, {"term": {"live": 1}}, {"terms": {"acl": scope.acl}}]
         if scope.doc_ids:
             filters.append({"terms": {"doc_id": list(scope.doc_ids)}})
         for key, values in scope.metadata:
@@ -113,12 +121,17 @@ class OpenSearchIndex:
         chunks = (fields_chunk(h["_source"]) for h in self.client.search(index=self.index, body=body)["hits"]["hits"])
         return {c.chunk_id: c for c in chunks}
 
+    def chunks_of(self, tenant: str, doc_id: str) -> list[tuple[str, int, bool]]:
+        body = {"size": 10000, "_source": ["chunk_id", "version", "live"], "query": self._doc(tenant, doc_id)}
+        hits = self.client.search(index=self.index, body=body)["hits"]["hits"]
+        return [(h["_source"]["chunk_id"], int(h["_source"]["version"]), bool(h["_source"].get("live"))) for h in hits]
+
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         filters = []
         if tenant:
             filters.append({"term": {"tenant": tenant}})
         if tenant and doc_id:
-            filters.append(self._doc(tenant, doc_id))
+            filters.append({"term": {"doc_key": f"{tenant}/{doc_id}"}})
         body = {"query": {"bool": {"filter": filters}}} if filters else {"query": {"match_all": {}}}
         return int(self.client.count(index=self.index, body=body)["count"])
 

@@ -10,12 +10,12 @@ import qdrant_edge as qe
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
     CANDIDATE_FIELDS,
-    PUBLIC,
+    ChunkWrite,
+    DocFields,
     EngineHit,
     SearchScope,
-    chunk_fields,
-    document_date,
     fields_chunk,
+    pending_ids,
 )
 
 # Filters on unindexed payload fields scan every point.
@@ -44,8 +44,9 @@ class QdrantEdgeIndex:
             self.shard = qe.EdgeShard.create(str(self.path), config)
         for field in KEYWORD_FIELDS:
             self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-        for field in ("version", "date"):
+        for field in ("version", "date", "live"):
             self.shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
+
         self._build_hnsw()
 
     def _build_hnsw(self) -> None:
@@ -62,35 +63,38 @@ class QdrantEdgeIndex:
         fields = {"points": info.points_count, "indexed": indexed, "seconds": round(time.monotonic() - started, 1)}
         log.info("dense index optimised", extra={"fields": fields})
 
-    def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
-        points = [qe.Point(c.chunk_id, list(v), chunk_fields(c)) for c, v in zip(chunks, vectors, strict=True)]
-        if points:
-            self.shard.update(qe.UpdateOperation.upsert_points(points))
+    def _doc(self, tenant: str, doc_id: str, *more) -> qe.Filter:
+        return qe.Filter(must=[qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}")), *more])
 
-    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
-        """Delete the document's chunks, all of them or all but one version's."""
-        must_not = [qe.FieldCondition("version", match=qe.MatchValue(keep_version))] if keep_version else None
-        doc = qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(qe.Filter(must=[doc], must_not=must_not)))
+    def _live_ids(self, chunk_ids: list[str]) -> set[str]:
+        records = self.shard.retrieve(list(chunk_ids), qe.PayloadSelector.Include(["live"]), False)
+        return {str(r.id) for r in records if (r.payload or {}).get("live")}
 
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
-        """Rewrite title, ACL and metadata of every chunk of a document, vectors untouched."""
-        doc = qe.Filter(must=[qe.FieldCondition("doc_key", match=qe.MatchValue(f"{tenant}/{doc_id}"))])
-        self.shard.update(
-            qe.UpdateOperation.set_payload_by_filter(
-                doc,
-                {
-                    "title": title,
-                    "acl": acl or [PUBLIC],
-                    "meta": metadata,
-                    "date": document_date(metadata),
-                },
-            )
-        )
+    def upsert(self, writes: list[ChunkWrite]) -> None:
+        if not writes:
+            return
+        pending = pending_ids(writes)
+        keep_live = self._live_ids(pending) if pending else set()
+        points = [qe.Point(w.chunk.chunk_id, list(w.vector), w.stored(keep_live)) for w in writes]
+        self.shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def rewrite(self, tenant: str, doc_id: str, fields: DocFields | None, live_version: int) -> None:
+        if fields is not None:
+            self.shard.update(qe.UpdateOperation.set_payload_by_filter(self._doc(tenant, doc_id), fields.payload()))
+        if live_version:
+            version = qe.FieldCondition("version", match=qe.MatchValue(live_version))
+            self.shard.update(qe.UpdateOperation.set_payload_by_filter(self._doc(tenant, doc_id, version), {"live": 1}))
+
+    def retire(self, tenant: str, doc_id: str, below_version: int) -> None:
+        if below_version <= 1:
+            return
+        older = qe.FieldCondition("version", range=qe.RangeFloat(lt=below_version))
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(self._doc(tenant, doc_id, older)))
 
     def _filter(self, scope: SearchScope) -> qe.Filter:
         must = [
             qe.FieldCondition("tenant", match=qe.MatchValue(scope.tenant)),
+            qe.FieldCondition("live", match=qe.MatchValue(1)),
             qe.FieldCondition("acl", match=qe.MatchAny(scope.acl)),
         ]
         if scope.doc_ids:
@@ -118,6 +122,34 @@ class QdrantEdgeIndex:
         records = self.shard.retrieve(list(chunk_ids), True, False)
         chunks = (fields_chunk(r.payload) for r in records)
         return {c.chunk_id: c for c in chunks}
+
+    def chunks_of(self, tenant: str, doc_id: str) -> list[tuple[str, int, bool]]:
+        return [
+            (str(r.id), int(r.payload["version"]), bool(r.payload.get("live")))
+            for batch in self._scroll(self._doc(tenant, doc_id), ["version", "live"], False)
+            for r in batch
+        ]
+
+    def _scroll(self, flt: qe.Filter | None, payload, with_vector: bool, batch: int = 512):
+        offset = None
+        while True:
+            records, offset = self.shard.scroll(
+                qe.ScrollRequest(
+                    offset=offset,
+                    limit=batch,
+                    filter=flt,
+                    with_payload=qe.PayloadSelector.Include(payload) if isinstance(payload, list) else payload,
+                    with_vector=with_vector,
+                )
+            )
+            if records:
+                yield records
+            if offset is None:
+                return
+
+    def export(self, batch: int = 512):
+        for records in self._scroll(None, True, True, batch):
+            yield [(fields_chunk(r.payload), list(r.vector), bool(r.payload.get("live"))) for r in records]
 
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         must = []

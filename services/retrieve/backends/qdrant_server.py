@@ -6,12 +6,12 @@ from qdrant_client import QdrantClient, models
 from rag.v1 import types_pb2
 from services.retrieve.backends.base import (
     CANDIDATE_FIELDS,
-    PUBLIC,
+    ChunkWrite,
+    DocFields,
     EngineHit,
     SearchScope,
-    chunk_fields,
-    document_date,
     fields_chunk,
+    pending_ids,
 )
 
 KEYWORD_FIELDS = ("tenant", "doc_id", "doc_key", "acl")
@@ -44,44 +44,44 @@ class QdrantServerIndex:
         # Payload indexes keep filtered search fast: every search filters on tenant and acl.
         for field in KEYWORD_FIELDS:
             self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.KEYWORD)
-        for field in ("version", "date"):
+        for field in ("version", "date", "live"):
             self.client.create_payload_index(self.collection, field, models.PayloadSchemaType.INTEGER)
 
-    def upsert(self, chunks: list[types_pb2.Chunk], vectors: list[list[float]]) -> None:
+    def _doc(self, tenant: str, doc_id: str, *more) -> models.Filter:
+        doc = models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))
+        return models.Filter(must=[doc, *more])
+
+    def _live_ids(self, chunk_ids: list[str]) -> set[str]:
+        records = self.client.retrieve(self.collection, chunk_ids, with_payload=["live"], with_vectors=False)
+        return {str(r.id) for r in records if (r.payload or {}).get("live")}
+
+    def upsert(self, writes: list[ChunkWrite]) -> None:
+        if not writes:
+            return
+        pending = pending_ids(writes)
+        keep_live = self._live_ids(pending) if pending else set()
         points = [
-            models.PointStruct(id=c.chunk_id, vector=list(v), payload=chunk_fields(c))
-            for c, v in zip(chunks, vectors, strict=True)
+            models.PointStruct(id=w.chunk.chunk_id, vector=list(w.vector), payload=w.stored(keep_live)) for w in writes
         ]
-        if points:
-            self.client.upsert(self.collection, points, wait=True)
+        self.client.upsert(self.collection, points, wait=True)
 
-    def retire(self, tenant: str, doc_id: str, keep_version: int | None) -> None:
-        must_not = (
-            [models.FieldCondition(key="version", match=models.MatchValue(value=keep_version))]
-            if keep_version
-            else None
-        )
-        selector = models.Filter(
-            must=[models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))],
-            must_not=must_not,
-        )
-        self.client.delete(self.collection, models.FilterSelector(filter=selector), wait=True)
+    def rewrite(self, tenant: str, doc_id: str, fields: DocFields | None, live_version: int) -> None:
+        if fields is not None:
+            self.client.set_payload(self.collection, fields.payload(), points=self._doc(tenant, doc_id), wait=True)
+        if live_version:
+            version = models.FieldCondition(key="version", match=models.MatchValue(value=live_version))
+            self.client.set_payload(self.collection, {"live": 1}, points=self._doc(tenant, doc_id, version), wait=True)
 
-    def set_fields(self, tenant: str, doc_id: str, title: str, acl: list[str], metadata: dict[str, str]) -> None:
-        doc = models.Filter(
-            must=[models.FieldCondition(key="doc_key", match=models.MatchValue(value=f"{tenant}/{doc_id}"))]
-        )
-        payload = {
-            "title": title,
-            "acl": acl or [PUBLIC],
-            "meta": metadata,
-            "date": document_date(metadata),
-        }
-        self.client.set_payload(self.collection, payload, points=doc, wait=True)
+    def retire(self, tenant: str, doc_id: str, below_version: int) -> None:
+        if below_version <= 1:
+            return
+        older = models.FieldCondition(key="version", range=models.Range(lt=below_version))
+        self.client.delete(self.collection, models.FilterSelector(filter=self._doc(tenant, doc_id, older)), wait=True)
 
     def _filter(self, scope: SearchScope) -> models.Filter:
         must = [
             models.FieldCondition(key="tenant", match=models.MatchValue(value=scope.tenant)),
+            models.FieldCondition(key="live", match=models.MatchValue(value=1)),
             models.FieldCondition(key="acl", match=models.MatchAny(any=scope.acl)),
         ]
         if scope.doc_ids:
@@ -108,6 +108,33 @@ class QdrantServerIndex:
         records = self.client.retrieve(self.collection, list(chunk_ids), with_payload=True, with_vectors=False)
         chunks = (fields_chunk(r.payload) for r in records)
         return {c.chunk_id: c for c in chunks}
+
+    def _scroll(self, flt: models.Filter | None, payload, with_vectors: bool, batch: int = 512):
+        offset = None
+        while True:
+            records, offset = self.client.scroll(
+                self.collection,
+                scroll_filter=flt,
+                limit=batch,
+                offset=offset,
+                with_payload=payload,
+                with_vectors=with_vectors,
+            )
+            if records:
+                yield records
+            if offset is None:
+                return
+
+    def chunks_of(self, tenant: str, doc_id: str) -> list[tuple[str, int, bool]]:
+        return [
+            (str(r.id), int(r.payload["version"]), bool(r.payload.get("live")))
+            for batch in self._scroll(self._doc(tenant, doc_id), ["version", "live"], False)
+            for r in batch
+        ]
+
+    def export(self, batch: int = 512):
+        for records in self._scroll(None, True, True, batch):
+            yield [(fields_chunk(r.payload), list(r.vector), bool(r.payload.get("live"))) for r in records]
 
     def count(self, tenant: str | None = None, doc_id: str | None = None) -> int:
         must = []

@@ -48,15 +48,38 @@ class IngestJob(_message.Message):
     size_bytes: int
     def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., content: _Optional[bytes] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
+class DocumentFields(_message.Message):
+    __slots__ = ("title", "acl", "metadata", "revision")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    ACL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    acl: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    revision: int
+    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
 class ChunkUpserts(_message.Message):
-    __slots__ = ("chunks", "vectors", "dimension")
+    __slots__ = ("chunks", "vectors", "dimension", "version", "fields")
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
     chunks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Chunk]
     vectors: _containers.RepeatedScalarFieldContainer[float]
     dimension: int
-    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ...) -> None: ...
+    version: int
+    fields: DocumentFields
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ..., version: _Optional[int] = ..., fields: _Optional[_Union[DocumentFields, _Mapping]] = ...) -> None: ...
 
 class ActivateVersion(_message.Message):
     __slots__ = ("version", "chunk_count", "rechunk")
@@ -69,11 +92,13 @@ class ActivateVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., rechunk: _Optional[bool] = ...) -> None: ...
 
 class RemoveDocumentChunks(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("through_version",)
+    THROUGH_VERSION_FIELD_NUMBER: _ClassVar[int]
+    through_version: int
+    def __init__(self, through_version: _Optional[int] = ...) -> None: ...
 
 class UpdateMetadata(_message.Message):
-    __slots__ = ("title", "acl", "metadata")
+    __slots__ = ("title", "acl", "metadata", "revision")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -84,10 +109,12 @@ class UpdateMetadata(_message.Message):
     TITLE_FIELD_NUMBER: _ClassVar[int]
     ACL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     title: str
     acl: _containers.RepeatedScalarFieldContainer[str]
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    revision: int
+    def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class IndexBatch(_message.Message):
     __slots__ = ("tenant", "doc_id", "embedding_model_id", "job_id", "upserts", "activate", "remove", "update_metadata", "chunking", "configured_chunking")

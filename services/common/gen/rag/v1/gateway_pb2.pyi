@@ -374,15 +374,41 @@ class RebuildIndexResponse(_message.Message):
     documents_queued: int
     def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ..., documents_queued: _Optional[int] = ...) -> None: ...
 
+class EvaluateIndexRequest(_message.Message):
+    __slots__ = ("number", "dataset", "tenant", "principals", "queries", "modes", "tolerance")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MODES_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    dataset: str
+    tenant: str
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    queries: _containers.RepeatedCompositeFieldContainer[_retrieve_pb2.JudgedQuery]
+    modes: _containers.RepeatedScalarFieldContainer[str]
+    tolerance: float
+    def __init__(self, number: _Optional[int] = ..., dataset: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., queries: _Optional[_Iterable[_Union[_retrieve_pb2.JudgedQuery, _Mapping]]] = ..., modes: _Optional[_Iterable[str]] = ..., tolerance: _Optional[float] = ...) -> None: ...
+
+class EvaluateIndexResponse(_message.Message):
+    __slots__ = ("verdict",)
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    verdict: _retrieve_pb2.Verdict
+    def __init__(self, verdict: _Optional[_Union[_retrieve_pb2.Verdict, _Mapping]] = ...) -> None: ...
+
 class PromoteIndexRequest(_message.Message):
-    __slots__ = ("number", "expected_active", "note")
+    __slots__ = ("number", "expected_active", "note", "force")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     number: int
     expected_active: int
     note: str
-    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    force: bool
+    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class PromoteIndexResponse(_message.Message):
     __slots__ = ("pointer",)

@@ -114,6 +114,11 @@ class GatewayServiceStub:
                 request_serializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.FromString,
                 _registered_method=True)
+        self.EvaluateIndex = channel.unary_unary(
+                '/rag.v1.GatewayService/EvaluateIndex',
+                request_serializer=rag_dot_v1_dot_gateway__pb2.EvaluateIndexRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_gateway__pb2.EvaluateIndexResponse.FromString,
+                _registered_method=True)
         self.PromoteIndex = channel.unary_unary(
                 '/rag.v1.GatewayService/PromoteIndex',
                 request_serializer=rag_dot_v1_dot_gateway__pb2.PromoteIndexRequest.SerializeToString,
@@ -234,6 +239,12 @@ class GatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateIndex(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PromoteIndex(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -334,6 +345,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.RebuildIndex,
                     request_deserializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.FromString,
                     response_serializer=rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.SerializeToString,
+            ),
+            'EvaluateIndex': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateIndex,
+                    request_deserializer=rag_dot_v1_dot_gateway__pb2.EvaluateIndexRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_gateway__pb2.EvaluateIndexResponse.SerializeToString,
             ),
             'PromoteIndex': grpc.unary_unary_rpc_method_handler(
                     servicer.PromoteIndex,
@@ -783,6 +799,33 @@ class GatewayService:
             '/rag.v1.GatewayService/RebuildIndex',
             rag_dot_v1_dot_gateway__pb2.RebuildIndexRequest.SerializeToString,
             rag_dot_v1_dot_gateway__pb2.RebuildIndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateIndex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GatewayService/EvaluateIndex',
+            rag_dot_v1_dot_gateway__pb2.EvaluateIndexRequest.SerializeToString,
+            rag_dot_v1_dot_gateway__pb2.EvaluateIndexResponse.FromString,
             options,
             channel_credentials,
             insecure,

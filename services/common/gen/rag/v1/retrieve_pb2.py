@@ -22,50 +22,67 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from rag.v1 import events_pb2 as rag_dot_v1_dot_events__pb2
 from rag.v1 import types_pb2 as rag_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/retrieve.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\xf7\x01\n\x0fRetrieveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x30\n\x10metadata_filters\x18\x07 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\x12%\n\ndate_range\x18\x08 \x01(\x0b\x32\x11.rag.v1.DateRange\x12\x12\n\ngeneration\x18\t \x01(\r\"\xcc\x01\n\x10RetrieveResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x02 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x03 \x01(\t\x12$\n\x06\x66usion\x18\x04 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x14\n\x0cquery_tokens\x18\x05 \x01(\r\x12\x18\n\x10index_generation\x18\x06 \x01(\t\x12\x12\n\ngeneration\x18\x07 \x01(\r\"I\n\x13GetIndexInfoRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\r\"\xaa\x01\n\x14GetIndexInfoResponse\x12\x17\n\x0findex_watermark\x18\x01 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65nse_points\x18\x03 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x04 \x01(\x04\x12\x18\n\x10index_generation\x18\x05 \x01(\t\x12\x12\n\ngeneration\x18\x06 \x01(\r\"\x96\x01\n\x10GenerationRecord\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x17\n\x0f\x63reated_unix_ms\x18\x02 \x01(\x03\x12\x14\n\x0creplay_until\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07rechunk\x18\x05 \x01(\x08\x12\"\n\x08\x63hunking\x18\x06 \x01(\x0b\x32\x10.rag.v1.Chunking\"\x86\x01\n\x0cIndexPointer\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\r\x12\x10\n\x08previous\x18\x02 \x01(\r\x12-\n\x0bgenerations\x18\x03 \x03(\x0b\x32\x18.rag.v1.GenerationRecord\x12\x17\n\x0fupdated_unix_ms\x18\x04 \x01(\x03\x12\x0c\n\x04note\x18\x05 \x01(\t\"\x97\x02\n\x0eGenerationInfo\x12(\n\x06record\x18\x01 \x01(\x0b\x32\x18.rag.v1.GenerationRecord\x12\x18\n\x10index_generation\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x10\n\x08previous\x18\x04 \x01(\x08\x12\x17\n\x0findex_watermark\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\x14\n\x0c\x64\x65nse_points\x18\x07 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x08 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\t \x01(\t\x12\x11\n\tdocuments\x18\n \x01(\x04\x12\x19\n\x11missing_documents\x18\x0b \x01(\x04\"\x18\n\x16ListGenerationsRequest\"m\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.rag.v1.GenerationInfo\x12%\n\x07pointer\x18\x02 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"^\n\x17\x43reateGenerationRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07rechunk\x18\x02 \x01(\x08\x12\"\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x10.rag.v1.Chunking\"H\n\x18\x43reateGenerationResponse\x12,\n\ngeneration\x18\x01 \x01(\x0b\x32\x18.rag.v1.GenerationRecord\"Q\n\x18PromoteGenerationRequest\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x17\n\x0f\x65xpected_active\x18\x02 \x01(\r\x12\x0c\n\x04note\x18\x03 \x01(\t\"B\n\x19PromoteGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"\x1b\n\x19RollbackGenerationRequest\"C\n\x1aRollbackGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"\'\n\x15\x44ropGenerationRequest\x12\x0e\n\x06number\x18\x01 \x01(\r\"?\n\x16\x44ropGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer2\xce\x04\n\x0fRetrieveService\x12=\n\x08Retrieve\x12\x17.rag.v1.RetrieveRequest\x1a\x18.rag.v1.RetrieveResponse\x12I\n\x0cGetIndexInfo\x12\x1b.rag.v1.GetIndexInfoRequest\x1a\x1c.rag.v1.GetIndexInfoResponse\x12R\n\x0fListGenerations\x12\x1e.rag.v1.ListGenerationsRequest\x1a\x1f.rag.v1.ListGenerationsResponse\x12U\n\x10\x43reateGeneration\x12\x1f.rag.v1.CreateGenerationRequest\x1a .rag.v1.CreateGenerationResponse\x12X\n\x11PromoteGeneration\x12 .rag.v1.PromoteGenerationRequest\x1a!.rag.v1.PromoteGenerationResponse\x12[\n\x12RollbackGeneration\x12!.rag.v1.RollbackGenerationRequest\x1a\".rag.v1.RollbackGenerationResponse\x12O\n\x0e\x44ropGeneration\x12\x1d.rag.v1.DropGenerationRequest\x1a\x1e.rag.v1.DropGenerationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/retrieve.proto\x12\x06rag.v1\x1a\x13rag/v1/events.proto\x1a\x12rag/v1/types.proto\"\xf7\x01\n\x0fRetrieveRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nprincipals\x18\x02 \x03(\t\x12\r\n\x05query\x18\x03 \x01(\t\x12\r\n\x05top_k\x18\x04 \x01(\r\x12$\n\x06\x66usion\x18\x05 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x0f\n\x07\x64oc_ids\x18\x06 \x03(\t\x12\x30\n\x10metadata_filters\x18\x07 \x03(\x0b\x32\x16.rag.v1.MetadataFilter\x12%\n\ndate_range\x18\x08 \x01(\x0b\x32\x11.rag.v1.DateRange\x12\x12\n\ngeneration\x18\t \x01(\r\"\xcc\x01\n\x10RetrieveResponse\x12\x19\n\x04hits\x18\x01 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x17\n\x0findex_watermark\x18\x02 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x03 \x01(\t\x12$\n\x06\x66usion\x18\x04 \x01(\x0b\x32\x14.rag.v1.FusionParams\x12\x14\n\x0cquery_tokens\x18\x05 \x01(\r\x12\x18\n\x10index_generation\x18\x06 \x01(\t\x12\x12\n\ngeneration\x18\x07 \x01(\r\"I\n\x13GetIndexInfoRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x12\n\ngeneration\x18\x03 \x01(\r\"\xaa\x01\n\x14GetIndexInfoResponse\x12\x17\n\x0findex_watermark\x18\x01 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\x02 \x01(\t\x12\x14\n\x0c\x64\x65nse_points\x18\x03 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x04 \x01(\x04\x12\x18\n\x10index_generation\x18\x05 \x01(\t\x12\x12\n\ngeneration\x18\x06 \x01(\r\"\xb8\x01\n\x10GenerationRecord\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x17\n\x0f\x63reated_unix_ms\x18\x02 \x01(\x03\x12\x14\n\x0creplay_until\x18\x03 \x01(\x04\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07rechunk\x18\x05 \x01(\x08\x12\"\n\x08\x63hunking\x18\x06 \x01(\x0b\x32\x10.rag.v1.Chunking\x12 \n\x07verdict\x18\x07 \x01(\x0b\x32\x0f.rag.v1.Verdict\"H\n\tModeScore\x12\x0c\n\x04mode\x18\x01 \x01(\t\x12\x16\n\x0e\x63\x61ndidate_ndcg\x18\x02 \x01(\x01\x12\x15\n\rbaseline_ndcg\x18\x03 \x01(\x01\"\xf5\x01\n\x07Verdict\x12\x11\n\tcandidate\x18\x01 \x01(\r\x12\x10\n\x08\x62\x61seline\x18\x02 \x01(\r\x12\x0f\n\x07\x64\x61taset\x18\x03 \x01(\t\x12\x16\n\x0e\x64\x61taset_sha256\x18\x04 \x01(\t\x12\x0f\n\x07queries\x18\x05 \x01(\r\x12!\n\x06scores\x18\x06 \x03(\x0b\x32\x11.rag.v1.ModeScore\x12\x11\n\ttolerance\x18\x07 \x01(\x01\x12\x0e\n\x06passed\x18\x08 \x01(\x08\x12\x0f\n\x07summary\x18\t \x01(\t\x12\x17\n\x0f\x63reated_unix_ms\x18\n \x01(\x03\x12\x1b\n\x13\x63\x61ndidate_watermark\x18\x0b \x01(\x04\"\x8d\x01\n\x0bJudgedQuery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x33\n\x08relevant\x18\x03 \x03(\x0b\x32!.rag.v1.JudgedQuery.RelevantEntry\x1a/\n\rRelevantEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01\"\xa8\x01\n\x19\x45valuateGenerationRequest\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x12\n\nprincipals\x18\x04 \x03(\t\x12$\n\x07queries\x18\x05 \x03(\x0b\x32\x13.rag.v1.JudgedQuery\x12\r\n\x05modes\x18\x06 \x03(\t\x12\x11\n\ttolerance\x18\x07 \x01(\x01\">\n\x1a\x45valuateGenerationResponse\x12 \n\x07verdict\x18\x01 \x01(\x0b\x32\x0f.rag.v1.Verdict\"g\n\rIndexDocState\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\r\x12\r\n\x05\x66loor\x18\x02 \x01(\r\x12\x0f\n\x07highest\x18\x03 \x01(\r\x12&\n\x06\x66ields\x18\x04 \x01(\x0b\x32\x16.rag.v1.DocumentFields\"\x86\x01\n\x0cIndexPointer\x12\x0e\n\x06\x61\x63tive\x18\x01 \x01(\r\x12\x10\n\x08previous\x18\x02 \x01(\r\x12-\n\x0bgenerations\x18\x03 \x03(\x0b\x32\x18.rag.v1.GenerationRecord\x12\x17\n\x0fupdated_unix_ms\x18\x04 \x01(\x03\x12\x0c\n\x04note\x18\x05 \x01(\t\"\xba\x02\n\x0eGenerationInfo\x12(\n\x06record\x18\x01 \x01(\x0b\x32\x18.rag.v1.GenerationRecord\x12\x18\n\x10index_generation\x18\x02 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x03 \x01(\x08\x12\x10\n\x08previous\x18\x04 \x01(\x08\x12\x17\n\x0findex_watermark\x18\x05 \x01(\x04\x12\x0b\n\x03lag\x18\x06 \x01(\x04\x12\x14\n\x0c\x64\x65nse_points\x18\x07 \x01(\x04\x12\x19\n\x11lexical_documents\x18\x08 \x01(\x04\x12\x1a\n\x12\x65mbedding_model_id\x18\t \x01(\t\x12\x11\n\tdocuments\x18\n \x01(\x04\x12\x19\n\x11missing_documents\x18\x0b \x01(\x04\x12\x11\n\tcaught_up\x18\x0c \x01(\x08\x12\x0e\n\x06writer\x18\r \x01(\t\"\x18\n\x16ListGenerationsRequest\"m\n\x17ListGenerationsResponse\x12+\n\x0bgenerations\x18\x01 \x03(\x0b\x32\x16.rag.v1.GenerationInfo\x12%\n\x07pointer\x18\x02 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"^\n\x17\x43reateGenerationRequest\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07rechunk\x18\x02 \x01(\x08\x12\"\n\x08\x63hunking\x18\x03 \x01(\x0b\x32\x10.rag.v1.Chunking\"H\n\x18\x43reateGenerationResponse\x12,\n\ngeneration\x18\x01 \x01(\x0b\x32\x18.rag.v1.GenerationRecord\"o\n\x18PromoteGenerationRequest\x12\x0e\n\x06number\x18\x01 \x01(\r\x12\x17\n\x0f\x65xpected_active\x18\x02 \x01(\r\x12\x0c\n\x04note\x18\x03 \x01(\t\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\"B\n\x19PromoteGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"\x1b\n\x19RollbackGenerationRequest\"C\n\x1aRollbackGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer\"\'\n\x15\x44ropGenerationRequest\x12\x0e\n\x06number\x18\x01 \x01(\r\"?\n\x16\x44ropGenerationResponse\x12%\n\x07pointer\x18\x01 \x01(\x0b\x32\x14.rag.v1.IndexPointer2\xab\x05\n\x0fRetrieveService\x12=\n\x08Retrieve\x12\x17.rag.v1.RetrieveRequest\x1a\x18.rag.v1.RetrieveResponse\x12I\n\x0cGetIndexInfo\x12\x1b.rag.v1.GetIndexInfoRequest\x1a\x1c.rag.v1.GetIndexInfoResponse\x12R\n\x0fListGenerations\x12\x1e.rag.v1.ListGenerationsRequest\x1a\x1f.rag.v1.ListGenerationsResponse\x12U\n\x10\x43reateGeneration\x12\x1f.rag.v1.CreateGenerationRequest\x1a .rag.v1.CreateGenerationResponse\x12[\n\x12\x45valuateGeneration\x12!.rag.v1.EvaluateGenerationRequest\x1a\".rag.v1.EvaluateGenerationResponse\x12X\n\x11PromoteGeneration\x12 .rag.v1.PromoteGenerationRequest\x1a!.rag.v1.PromoteGenerationResponse\x12[\n\x12RollbackGeneration\x12!.rag.v1.RollbackGenerationRequest\x1a\".rag.v1.RollbackGenerationResponse\x12O\n\x0e\x44ropGeneration\x12\x1d.rag.v1.DropGenerationRequest\x1a\x1e.rag.v1.DropGenerationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rag.v1.retrieve_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RETRIEVEREQUEST']._serialized_start=54
-  _globals['_RETRIEVEREQUEST']._serialized_end=301
-  _globals['_RETRIEVERESPONSE']._serialized_start=304
-  _globals['_RETRIEVERESPONSE']._serialized_end=508
-  _globals['_GETINDEXINFOREQUEST']._serialized_start=510
-  _globals['_GETINDEXINFOREQUEST']._serialized_end=583
-  _globals['_GETINDEXINFORESPONSE']._serialized_start=586
-  _globals['_GETINDEXINFORESPONSE']._serialized_end=756
-  _globals['_GENERATIONRECORD']._serialized_start=759
-  _globals['_GENERATIONRECORD']._serialized_end=909
-  _globals['_INDEXPOINTER']._serialized_start=912
-  _globals['_INDEXPOINTER']._serialized_end=1046
-  _globals['_GENERATIONINFO']._serialized_start=1049
-  _globals['_GENERATIONINFO']._serialized_end=1328
-  _globals['_LISTGENERATIONSREQUEST']._serialized_start=1330
-  _globals['_LISTGENERATIONSREQUEST']._serialized_end=1354
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=1356
-  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=1465
-  _globals['_CREATEGENERATIONREQUEST']._serialized_start=1467
-  _globals['_CREATEGENERATIONREQUEST']._serialized_end=1561
-  _globals['_CREATEGENERATIONRESPONSE']._serialized_start=1563
-  _globals['_CREATEGENERATIONRESPONSE']._serialized_end=1635
-  _globals['_PROMOTEGENERATIONREQUEST']._serialized_start=1637
-  _globals['_PROMOTEGENERATIONREQUEST']._serialized_end=1718
-  _globals['_PROMOTEGENERATIONRESPONSE']._serialized_start=1720
-  _globals['_PROMOTEGENERATIONRESPONSE']._serialized_end=1786
-  _globals['_ROLLBACKGENERATIONREQUEST']._serialized_start=1788
-  _globals['_ROLLBACKGENERATIONREQUEST']._serialized_end=1815
-  _globals['_ROLLBACKGENERATIONRESPONSE']._serialized_start=1817
-  _globals['_ROLLBACKGENERATIONRESPONSE']._serialized_end=1884
-  _globals['_DROPGENERATIONREQUEST']._serialized_start=1886
-  _globals['_DROPGENERATIONREQUEST']._serialized_end=1925
-  _globals['_DROPGENERATIONRESPONSE']._serialized_start=1927
-  _globals['_DROPGENERATIONRESPONSE']._serialized_end=1990
-  _globals['_RETRIEVESERVICE']._serialized_start=1993
-  _globals['_RETRIEVESERVICE']._serialized_end=2583
+  _globals['_JUDGEDQUERY_RELEVANTENTRY']._loaded_options = None
+  _globals['_JUDGEDQUERY_RELEVANTENTRY']._serialized_options = b'8\001'
+  _globals['_RETRIEVEREQUEST']._serialized_start=75
+  _globals['_RETRIEVEREQUEST']._serialized_end=322
+  _globals['_RETRIEVERESPONSE']._serialized_start=325
+  _globals['_RETRIEVERESPONSE']._serialized_end=529
+  _globals['_GETINDEXINFOREQUEST']._serialized_start=531
+  _globals['_GETINDEXINFOREQUEST']._serialized_end=604
+  _globals['_GETINDEXINFORESPONSE']._serialized_start=607
+  _globals['_GETINDEXINFORESPONSE']._serialized_end=777
+  _globals['_GENERATIONRECORD']._serialized_start=780
+  _globals['_GENERATIONRECORD']._serialized_end=964
+  _globals['_MODESCORE']._serialized_start=966
+  _globals['_MODESCORE']._serialized_end=1038
+  _globals['_VERDICT']._serialized_start=1041
+  _globals['_VERDICT']._serialized_end=1286
+  _globals['_JUDGEDQUERY']._serialized_start=1289
+  _globals['_JUDGEDQUERY']._serialized_end=1430
+  _globals['_JUDGEDQUERY_RELEVANTENTRY']._serialized_start=1383
+  _globals['_JUDGEDQUERY_RELEVANTENTRY']._serialized_end=1430
+  _globals['_EVALUATEGENERATIONREQUEST']._serialized_start=1433
+  _globals['_EVALUATEGENERATIONREQUEST']._serialized_end=1601
+  _globals['_EVALUATEGENERATIONRESPONSE']._serialized_start=1603
+  _globals['_EVALUATEGENERATIONRESPONSE']._serialized_end=1665
+  _globals['_INDEXDOCSTATE']._serialized_start=1667
+  _globals['_INDEXDOCSTATE']._serialized_end=1770
+  _globals['_INDEXPOINTER']._serialized_start=1773
+  _globals['_INDEXPOINTER']._serialized_end=1907
+  _globals['_GENERATIONINFO']._serialized_start=1910
+  _globals['_GENERATIONINFO']._serialized_end=2224
+  _globals['_LISTGENERATIONSREQUEST']._serialized_start=2226
+  _globals['_LISTGENERATIONSREQUEST']._serialized_end=2250
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_start=2252
+  _globals['_LISTGENERATIONSRESPONSE']._serialized_end=2361
+  _globals['_CREATEGENERATIONREQUEST']._serialized_start=2363
+  _globals['_CREATEGENERATIONREQUEST']._serialized_end=2457
+  _globals['_CREATEGENERATIONRESPONSE']._serialized_start=2459
+  _globals['_CREATEGENERATIONRESPONSE']._serialized_end=2531
+  _globals['_PROMOTEGENERATIONREQUEST']._serialized_start=2533
+  _globals['_PROMOTEGENERATIONREQUEST']._serialized_end=2644
+  _globals['_PROMOTEGENERATIONRESPONSE']._serialized_start=2646
+  _globals['_PROMOTEGENERATIONRESPONSE']._serialized_end=2712
+  _globals['_ROLLBACKGENERATIONREQUEST']._serialized_start=2714
+  _globals['_ROLLBACKGENERATIONREQUEST']._serialized_end=2741
+  _globals['_ROLLBACKGENERATIONRESPONSE']._serialized_start=2743
+  _globals['_ROLLBACKGENERATIONRESPONSE']._serialized_end=2810
+  _globals['_DROPGENERATIONREQUEST']._serialized_start=2812
+  _globals['_DROPGENERATIONREQUEST']._serialized_end=2851
+  _globals['_DROPGENERATIONRESPONSE']._serialized_start=2853
+  _globals['_DROPGENERATIONRESPONSE']._serialized_end=2916
+  _globals['_RETRIEVESERVICE']._serialized_start=2919
+  _globals['_RETRIEVESERVICE']._serialized_end=3602
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from rag.v1 import events_pb2 as _events_pb2
 from rag.v1 import types_pb2 as _types_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -74,20 +75,111 @@ class GetIndexInfoResponse(_message.Message):
     def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("number", "created_unix_ms", "replay_until", "reason", "rechunk", "chunking")
+    __slots__ = ("number", "created_unix_ms", "replay_until", "reason", "rechunk", "chunking", "verdict")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REPLAY_UNTIL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     RECHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
     number: int
     created_unix_ms: int
     replay_until: int
     reason: str
     rechunk: bool
     chunking: _types_pb2.Chunking
-    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
+    verdict: Verdict
+    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
+
+class ModeScore(_message.Message):
+    __slots__ = ("mode", "candidate_ndcg", "baseline_ndcg")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_NDCG_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_NDCG_FIELD_NUMBER: _ClassVar[int]
+    mode: str
+    candidate_ndcg: float
+    baseline_ndcg: float
+    def __init__(self, mode: _Optional[str] = ..., candidate_ndcg: _Optional[float] = ..., baseline_ndcg: _Optional[float] = ...) -> None: ...
+
+class Verdict(_message.Message):
+    __slots__ = ("candidate", "baseline", "dataset", "dataset_sha256", "queries", "scores", "tolerance", "passed", "summary", "created_unix_ms", "candidate_watermark")
+    CANDIDATE_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    DATASET_SHA256_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    candidate: int
+    baseline: int
+    dataset: str
+    dataset_sha256: str
+    queries: int
+    scores: _containers.RepeatedCompositeFieldContainer[ModeScore]
+    tolerance: float
+    passed: bool
+    summary: str
+    created_unix_ms: int
+    candidate_watermark: int
+    def __init__(self, candidate: _Optional[int] = ..., baseline: _Optional[int] = ..., dataset: _Optional[str] = ..., dataset_sha256: _Optional[str] = ..., queries: _Optional[int] = ..., scores: _Optional[_Iterable[_Union[ModeScore, _Mapping]]] = ..., tolerance: _Optional[float] = ..., passed: _Optional[bool] = ..., summary: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., candidate_watermark: _Optional[int] = ...) -> None: ...
+
+class JudgedQuery(_message.Message):
+    __slots__ = ("id", "text", "relevant")
+    class RelevantEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    RELEVANT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    text: str
+    relevant: _containers.ScalarMap[str, int]
+    def __init__(self, id: _Optional[str] = ..., text: _Optional[str] = ..., relevant: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class EvaluateGenerationRequest(_message.Message):
+    __slots__ = ("number", "dataset", "tenant", "principals", "queries", "modes", "tolerance")
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    MODES_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    number: int
+    dataset: str
+    tenant: str
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    queries: _containers.RepeatedCompositeFieldContainer[JudgedQuery]
+    modes: _containers.RepeatedScalarFieldContainer[str]
+    tolerance: float
+    def __init__(self, number: _Optional[int] = ..., dataset: _Optional[str] = ..., tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., queries: _Optional[_Iterable[_Union[JudgedQuery, _Mapping]]] = ..., modes: _Optional[_Iterable[str]] = ..., tolerance: _Optional[float] = ...) -> None: ...
+
+class EvaluateGenerationResponse(_message.Message):
+    __slots__ = ("verdict",)
+    VERDICT_FIELD_NUMBER: _ClassVar[int]
+    verdict: Verdict
+    def __init__(self, verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
+
+class IndexDocState(_message.Message):
+    __slots__ = ("active", "floor", "highest", "fields")
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    FLOOR_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    active: int
+    floor: int
+    highest: int
+    fields: _events_pb2.DocumentFields
+    def __init__(self, active: _Optional[int] = ..., floor: _Optional[int] = ..., highest: _Optional[int] = ..., fields: _Optional[_Union[_events_pb2.DocumentFields, _Mapping]] = ...) -> None: ...
 
 class IndexPointer(_message.Message):
     __slots__ = ("active", "previous", "generations", "updated_unix_ms", "note")
@@ -104,7 +196,7 @@ class IndexPointer(_message.Message):
     def __init__(self, active: _Optional[int] = ..., previous: _Optional[int] = ..., generations: _Optional[_Iterable[_Union[GenerationRecord, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
 
 class GenerationInfo(_message.Message):
-    __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id", "documents", "missing_documents")
+    __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id", "documents", "missing_documents", "caught_up", "writer")
     RECORD_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +208,8 @@ class GenerationInfo(_message.Message):
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MISSING_DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
     record: GenerationRecord
     index_generation: str
     active: bool
@@ -127,7 +221,9 @@ class GenerationInfo(_message.Message):
     embedding_model_id: str
     documents: int
     missing_documents: int
-    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., index_generation: _Optional[str] = ..., active: _Optional[bool] = ..., previous: _Optional[bool] = ..., index_watermark: _Optional[int] = ..., lag: _Optional[int] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., documents: _Optional[int] = ..., missing_documents: _Optional[int] = ...) -> None: ...
+    caught_up: bool
+    writer: str
+    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., index_generation: _Optional[str] = ..., active: _Optional[bool] = ..., previous: _Optional[bool] = ..., index_watermark: _Optional[int] = ..., lag: _Optional[int] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., documents: _Optional[int] = ..., missing_documents: _Optional[int] = ..., caught_up: _Optional[bool] = ..., writer: _Optional[str] = ...) -> None: ...
 
 class ListGenerationsRequest(_message.Message):
     __slots__ = ()
@@ -158,14 +254,18 @@ class CreateGenerationResponse(_message.Message):
     def __init__(self, generation: _Optional[_Union[GenerationRecord, _Mapping]] = ...) -> None: ...
 
 class PromoteGenerationRequest(_message.Message):
-    __slots__ = ("number", "expected_active", "note")
+    __slots__ = ("number", "expected_active", "note", "force", "actor")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
     number: int
     expected_active: int
     note: str
-    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    force: bool
+    actor: str
+    def __init__(self, number: _Optional[int] = ..., expected_active: _Optional[int] = ..., note: _Optional[str] = ..., force: _Optional[bool] = ..., actor: _Optional[str] = ...) -> None: ...
 
 class PromoteGenerationResponse(_message.Message):
     __slots__ = ("pointer",)

@@ -55,6 +55,11 @@ class RetrieveServiceStub:
                 request_serializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.FromString,
                 _registered_method=True)
+        self.EvaluateGeneration = channel.unary_unary(
+                '/rag.v1.RetrieveService/EvaluateGeneration',
+                request_serializer=rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationResponse.FromString,
+                _registered_method=True)
         self.PromoteGeneration = channel.unary_unary(
                 '/rag.v1.RetrieveService/PromoteGeneration',
                 request_serializer=rag_dot_v1_dot_retrieve__pb2.PromoteGenerationRequest.SerializeToString,
@@ -101,6 +106,13 @@ class RetrieveServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EvaluateGeneration(self, request, context):
+        """Evaluate a generation against the active one on judged queries; the verdict is kept on its record.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PromoteGeneration(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -141,6 +153,11 @@ def add_RetrieveServiceServicer_to_server(servicer, server):
                     servicer.CreateGeneration,
                     request_deserializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.FromString,
                     response_serializer=rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.SerializeToString,
+            ),
+            'EvaluateGeneration': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateGeneration,
+                    request_deserializer=rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationResponse.SerializeToString,
             ),
             'PromoteGeneration': grpc.unary_unary_rpc_method_handler(
                     servicer.PromoteGeneration,
@@ -267,6 +284,33 @@ class RetrieveService:
             '/rag.v1.RetrieveService/CreateGeneration',
             rag_dot_v1_dot_retrieve__pb2.CreateGenerationRequest.SerializeToString,
             rag_dot_v1_dot_retrieve__pb2.CreateGenerationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EvaluateGeneration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.RetrieveService/EvaluateGeneration',
+            rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationRequest.SerializeToString,
+            rag_dot_v1_dot_retrieve__pb2.EvaluateGenerationResponse.FromString,
             options,
             channel_credentials,
             insecure,

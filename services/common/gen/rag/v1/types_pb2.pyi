@@ -90,7 +90,7 @@ class DocumentVersion(_message.Message):
     def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DocumentRecord(_message.Message):
-    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "current_version", "indexed_version", "status", "versions", "updated_unix_ms")
+    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "current_version", "indexed_version", "status", "versions", "updated_unix_ms", "metadata_revision")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -110,6 +110,7 @@ class DocumentRecord(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     VERSIONS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_REVISION_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     title: str
@@ -122,7 +123,8 @@ class DocumentRecord(_message.Message):
     status: DocumentStatus
     versions: _containers.RepeatedCompositeFieldContainer[DocumentVersion]
     updated_unix_ms: int
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., current_version: _Optional[int] = ..., indexed_version: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
+    metadata_revision: int
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., current_version: _Optional[int] = ..., indexed_version: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., versions: _Optional[_Iterable[_Union[DocumentVersion, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., metadata_revision: _Optional[int] = ...) -> None: ...
 
 class JobRecord(_message.Message):
     __slots__ = ("job_id", "tenant", "doc_id", "version", "status", "chunks_total", "chunks_embedded", "error", "created_unix_ms", "updated_unix_ms", "embedding_tokens", "chunkings")
