@@ -13,16 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytrec_eval
 
 from rag.v1 import gateway_pb2, types_pb2
 from services.cli.client import Client
+from services.common.metrics import MODES, scores
 
-MODES = {
-    "dense": types_pb2.FusionParams(method="dense"),
-    "lexical": types_pb2.FusionParams(method="lexical"),
-    "hybrid": types_pb2.FusionParams(),  # the server's default fusion, the one users get
-}
 DEPTH = 100
 
 
@@ -52,19 +47,6 @@ def load_dataset(folder: Path) -> Dataset:
 
 def tenant_for(name: str) -> str:
     return ("eval-" + re.sub(r"[^a-z0-9_-]+", "-", name.lower())).strip("-")[:63]
-
-
-def scores(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:
-    """Mean nDCG@10, recall@100 and MRR@10 over the judged queries (a query with no results scores 0)."""
-    run = {q: run.get(q, {}) or {"__none__": 0.0} for q in qrels}
-    top10 = {q: dict(sorted(docs.items(), key=lambda kv: -kv[1])[:10]) for q, docs in run.items()}
-    full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.100"}).evaluate(run)
-    mrr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
-    return {
-        "ndcg@10": float(np.mean([full[q]["ndcg_cut_10"] for q in qrels])),
-        "recall@100": float(np.mean([full[q]["recall_100"] for q in qrels])),
-        "mrr@10": float(np.mean([mrr[q]["recip_rank"] for q in qrels])),
-    }
 
 
 def ingest_corpus(client: Client, dataset: Dataset, concurrency: int = 8, progress=None) -> dict[str, int]:
@@ -144,19 +126,6 @@ def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams,
             ranking.setdefault(hit.chunk.doc_id, float(DEPTH - rank))
         run[qid] = ranking
     return run, latencies, last
-
-
-def promotion_verdict(active: dict, candidate: dict, tolerance: float, metric: str = "ndcg@10") -> tuple[bool, str]:
-    """Whether the candidate generation may replace the active one: in no evaluated mode may it be
-    worse than the active by more than `tolerance`. The reason is kept on the index pointer."""
-    lines, ok = [], True
-    for mode, scores_active in active["modes"].items():
-        was, now = scores_active[metric], candidate["modes"][mode][metric]
-        worse = now < was - tolerance
-        ok = ok and not worse
-        lines.append(f"{mode} {metric} {now:.4f} vs {was:.4f}{' (worse)' if worse else ''}")
-    verdict = "promote" if ok else "refused"
-    return ok, f"{verdict} on {active['dataset']}: " + "; ".join(lines) + f"; tolerance {tolerance}"
 
 
 def markdown(report: dict) -> str:

@@ -8,7 +8,7 @@ import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
 
-from rag.v1 import gateway_pb2
+from rag.v1 import gateway_pb2, retrieve_pb2
 from services.cli.client import Client, tenant_key
 from services.cli.local import data_dir
 from services.cli.options import DataDir, JsonOut, emit, fail
@@ -122,55 +122,97 @@ def index_rebuild(
         typer.echo(f"generation {record.number}: {state}")
 
 
-@index_app.command("promote")
-def index_promote(
-    number: int = typer.Argument(..., help="The generation to serve searches."),
-    dataset_dir: Path = typer.Option(None, "--dataset", help="BEIR dataset both generations are evaluated on."),
+def _judged(dataset) -> list[retrieve_pb2.JudgedQuery]:
+    queries = dataset.queries.items()
+    return [retrieve_pb2.JudgedQuery(id=qid, text=text, relevant=dataset.qrels[qid]) for qid, text in queries]
+
+
+def _verdict_text(verdict) -> str:
+    return ("passed: " if verdict.passed else "failed: ") + verdict.summary
+
+
+@index_app.command("evaluate")
+def index_evaluate(
+    number: int = typer.Argument(..., help="The candidate generation."),
+    dataset_dir: Path = typer.Option(..., "--dataset", help="BEIR dataset both generations are evaluated on."),
     tolerance: float = typer.Option(0.01, "--tolerance", help="How much worse (nDCG@10) the candidate may be."),
     modes: str = typer.Option("hybrid", help="Comma-separated modes compared: dense, lexical, hybrid."),
-    force: bool = typer.Option(False, "--force", help="Switch without an evaluation."),
     timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait for the candidate to catch up."),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
-    """Switch searches to generation NUMBER, atomically on every replica, only if its evaluation on
-    --dataset is not worse than the active generation's beyond --tolerance."""
+    """Have the server evaluate generation NUMBER against the active one on --dataset (its corpus
+    is ingested first, into a tenant of its own); the verdict is kept on the generation's record and
+    is what a promotion checks."""
+    try:
+        verdict = _evaluate(Client(data), data, number, dataset_dir, tolerance, modes, timeout)
+    except grpc.RpcError as exc:
+        fail(exc)
+    if as_json:
+        emit(MessageToDict(verdict, preserving_proto_field_name=True))
+    else:
+        typer.echo(_verdict_text(verdict))
+    if not verdict.passed:
+        raise typer.Exit(1)
+
+
+def _evaluate(admin: Client, data: Path, number: int, dataset_dir: Path, tolerance: float, modes: str, timeout: float):
     from services.cli import evaluate
 
-    if dataset_dir is None and not force:
-        raise typer.BadParameter("name an evaluation dataset with --dataset, or switch blindly with --force")
+    dataset = evaluate.load_dataset(dataset_dir)
+    tenant = evaluate.tenant_for(dataset.name)
+    client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
+    evaluate.ingest_corpus(client, dataset)
+    _wait_replayed(admin, number, timeout, caught_up=True)
+    request = gateway_pb2.EvaluateIndexRequest(
+        number=number,
+        dataset=dataset.name,
+        tenant=tenant,
+        queries=_judged(dataset),
+        modes=[m.strip() for m in modes.split(",") if m.strip()],
+        tolerance=tolerance,
+    )
+    return admin.call("EvaluateIndex", request).verdict
+
+
+@index_app.command("promote")
+def index_promote(
+    number: int = typer.Argument(..., help="The generation to serve searches."),
+    dataset_dir: Path = typer.Option(None, "--dataset", help="Evaluate on this BEIR dataset first (on the server)."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="How much worse (nDCG@10) the candidate may be."),
+    modes: str = typer.Option("hybrid", help="Comma-separated modes compared: dense, lexical, hybrid."),
+    force: bool = typer.Option(False, "--force", help="Switch without a passing evaluation (recorded as forced)."),
+    note: str = typer.Option("", "--note", help="Why; kept on the index pointer beside the verdict."),
+    timeout: float = typer.Option(3600, "--timeout", help="Seconds to wait for the candidate to catch up."),
+    data: Path = DataDir,
+    as_json: bool = JsonOut,
+):
+    """Switch searches to generation NUMBER, atomically on every replica. The server refuses unless
+    the generation holds a passing evaluation against the active one (`ragmesh index evaluate`, or
+    --dataset here), or the switch is forced."""
     admin = Client(data)
     result: dict = {"generation": number}
     try:
         active = _generations(admin).pointer.active
-        note = "promoted without evaluation (--force)"
-        if not force:
-            dataset = evaluate.load_dataset(dataset_dir)
-            tenant = evaluate.tenant_for(dataset.name)
-            client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
-            evaluate.ingest_corpus(client, dataset)
-            _wait_replayed(admin, number, timeout, caught_up=True)
-            chosen = [m.strip() for m in modes.split(",") if m.strip()]
-            before = evaluate.evaluate(client, dataset, chosen, generation=active)
-            after = evaluate.evaluate(client, dataset, chosen, generation=number)
-            ok, note = evaluate.promotion_verdict(before, after, tolerance)
-            result.update(active=active, evaluation={"active": before["modes"], "candidate": after["modes"]})
-            if not ok:
-                result.update(promoted=False, note=note)
+        if dataset_dir is not None and not force:
+            verdict = _evaluate(admin, data, number, dataset_dir, tolerance, modes, timeout)
+            result["verdict"] = MessageToDict(verdict, preserving_proto_field_name=True)
+            if not verdict.passed:
+                result.update(promoted=False, note=_verdict_text(verdict))
                 if as_json:
                     emit(result)
                 else:
-                    typer.echo(note, err=True)
+                    typer.echo(_verdict_text(verdict), err=True)
                 raise typer.Exit(1)
-        request = gateway_pb2.PromoteIndexRequest(number=number, expected_active=active, note=note)
+        request = gateway_pb2.PromoteIndexRequest(number=number, expected_active=active, note=note, force=force)
         pointer = admin.call("PromoteIndex", request).pointer
     except grpc.RpcError as exc:
         fail(exc)
-    result.update(promoted=True, note=note, pointer=_pointer_dict(pointer))
+    result.update(promoted=True, note=pointer.note, pointer=_pointer_dict(pointer))
     if as_json:
         emit(result)
     else:
-        typer.echo(f"generation {number} is active: {note}")
+        typer.echo(f"generation {number} is active: {pointer.note}")
 
 
 @index_app.command("rollback")

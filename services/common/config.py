@@ -97,6 +97,17 @@ class RetrieveSettings(ServiceSettings):
     generation_poll_seconds: float = Field(
         1.0, gt=0, description="How often a replica reads the shared index-generation pointer."
     )
+    ready_max_lag: int = Field(
+        100,
+        ge=0,
+        description="Index events a generation may trail the stream by and still answer searches (readiness).",
+    )
+    index_writer: bool = Field(
+        True, description="With shared engines: this replica may become their one writer (holds the lease)."
+    )
+    writer_lease_seconds: float = Field(
+        15.0, gt=0, description="Term of the writer lease over shared engines; a successor waits this out."
+    )
     dense_payload_in_memory: bool = Field(
         True, description="Qdrant Edge keeps chunk payloads in RAM (about the corpus text): searches 1.5x faster."
     )

@@ -78,8 +78,11 @@ KV_KEYS = "rag_keys"
 KV_USAGE = "rag_usage"
 KV_INDEX = "rag_index"  # which index generation serves (key "pointer"), shared by every retrieve replica
 INDEX_POINTER_KEY = "pointer"
+WRITER_LEASE_KEY = "writer"  # which retrieve replica writes engines shared by several replicas
+KV_INDEX_STATE = "rag_index_state"  # document states and progress of generations on shared engines
 KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
 OBJECTS_RAW = "rag_raw"
+OBJECTS_CHUNK_CACHE = "rag_chunk_cache"  # parsed chunks of jobs in progress; entries expire after a day
 
 
 async def connect(url: str, name: str) -> nats.NATS:
@@ -136,11 +139,23 @@ async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
     safe to call from every service at start."""
     for config in STREAMS:
         await ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
-    for bucket, history in ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16)):
+    buckets = ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16), (KV_INDEX_STATE, 1))
+    for bucket, history in buckets:
         await ensure_bucket(
             js, KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
         )
     await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas))
+    await js.create_object_store(
+        OBJECTS_CHUNK_CACHE, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas, ttl=DAY)
+    )
+
+
+async def delete_consumer(js: JetStreamContext, stream: str, name: str) -> None:
+    """Delete a durable consumer if it exists."""
+    try:
+        await js.delete_consumer(stream, name)
+    except NotFoundError:
+        pass
 
 
 async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None = None, span_name: str = ""):
@@ -192,7 +207,12 @@ def delivery_count(msg) -> int:
 
 
 async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> list[bytes]:
-    """The current value of every key of `bucket` matching `keys` (deleted keys left out).
+    """The current value of every key of `bucket` matching `keys` (deleted keys left out)."""
+    return [value for _, value in await kv_items(js, bucket, keys)]
+
+
+async def kv_items(js: JetStreamContext, bucket: str, keys: str = ">") -> list[tuple[str, bytes]]:
+    """(key, current value) of every key of `bucket` matching `keys` (deleted keys left out).
 
     Read with an ephemeral pull consumer: it delivers nothing until asked, so the count pending
     when it is made is exact. nats-py's KV watch decides from a push consumer's count when the
@@ -213,7 +233,7 @@ async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> list[
             for msg in await sub.fetch(min(remaining, 256), timeout=10):
                 remaining -= 1
                 if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE") and msg.data:
-                    values.append(msg.data)
+                    values.append((msg.subject.removeprefix(f"$KV.{bucket}."), msg.data))
     finally:
         try:
             await js.delete_consumer(f"KV_{bucket}", info.name)

@@ -33,6 +33,7 @@ METHOD_ROLES = {
     "ListIndexGenerations": gateway_pb2.ROLE_ADMIN,
     "RebuildIndex": gateway_pb2.ROLE_ADMIN,
     "PromoteIndex": gateway_pb2.ROLE_ADMIN,
+    "EvaluateIndex": gateway_pb2.ROLE_ADMIN,
     "RollbackIndex": gateway_pb2.ROLE_ADMIN,
     "DropIndexGeneration": gateway_pb2.ROLE_ADMIN,
 }

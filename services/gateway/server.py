@@ -288,6 +288,11 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
 
     async def Search(self, request, context):
         caller = await self._caller(context, "Search")
+        if request.generation and caller.role != gateway_pb2.ROLE_ADMIN:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "searching an index generation other than the active one is an operator's evaluation tool",
+            )
         top_k = await self._check_query(context, request.query, request.top_k)
         await self._governed(context, lambda: self.governor.check_query(caller.tenant, caller.key_id))
         await self._governed(context, lambda: self.governor.enter(caller.tenant))
@@ -595,10 +600,28 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
             await context.abort(exc.code(), f"the documents could not be queued for re-chunking: {exc.details()}")
         return gateway_pb2.RebuildIndexResponse(generation=record, documents_queued=queued.documents_queued)
 
+    async def EvaluateIndex(self, request, context):
+        await self._caller(context, "EvaluateIndex")
+        asked = retrieve_pb2.EvaluateGenerationRequest(
+            number=request.number,
+            dataset=request.dataset,
+            tenant=request.tenant,
+            principals=request.principals,
+            queries=request.queries,
+            modes=request.modes,
+            tolerance=request.tolerance,
+        )
+        reply = await self._call(context, self.retrieve.EvaluateGeneration, asked)
+        return gateway_pb2.EvaluateIndexResponse(verdict=reply.verdict)
+
     async def PromoteIndex(self, request, context):
-        await self._caller(context, "PromoteIndex")
+        caller = await self._caller(context, "PromoteIndex")
         asked = retrieve_pb2.PromoteGenerationRequest(
-            number=request.number, expected_active=request.expected_active, note=request.note
+            number=request.number,
+            expected_active=request.expected_active,
+            note=request.note,
+            force=request.force,
+            actor=f"key {caller.key_id}",
         )
         reply = await self._call(context, self.retrieve.PromoteGeneration, asked)
         return gateway_pb2.PromoteIndexResponse(pointer=reply.pointer)

@@ -6,10 +6,12 @@ from collections import defaultdict
 
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.object_store import ObjectStore
 
 from rag.v1 import events_pb2, types_pb2
 from services.common import natsio
 from services.ingest.registry import Registry, version_entry
+from services.ingest.storage import delete_raw
 from services.ingest.worker import mark_failed
 
 log = logging.getLogger(__name__)
@@ -27,8 +29,8 @@ def document_of(msg) -> tuple[str, str]:
 
 
 class LifecycleFollower:
-    def __init__(self, js: JetStreamContext, registry: Registry) -> None:
-        self.js, self.registry = js, registry
+    def __init__(self, js: JetStreamContext, registry: Registry, objects: ObjectStore | None = None) -> None:
+        self.js, self.registry, self.objects = js, registry, objects
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -79,10 +81,14 @@ class LifecycleFollower:
     async def apply(self, subject: str, data: bytes) -> None:
         if subject.startswith("rag.events.indexed."):
             event = events_pb2.DocumentIndexed.FromString(data)
+            replaced: list[int] = []
 
             def change(record):
                 if record is None:
                     return None
+                replaced[:] = [
+                    v.version for v in record.versions if record.indexed_version <= v.version < event.version
+                ]
                 entry = version_entry(record, event.version)
                 if entry is not None:
                     entry.status = types_pb2.DOCUMENT_STATUS_INDEXED
@@ -93,8 +99,11 @@ class LifecycleFollower:
                         record.status = types_pb2.DOCUMENT_STATUS_INDEXED
                 return record
 
-            await self.registry.mutate(event.tenant, event.doc_id, change)
+            record = await self.registry.mutate(event.tenant, event.doc_id, change)
             await self.registry.update_job(event.job_id, status=types_pb2.JOB_STATUS_DONE)
+            if record is not None and replaced and self.objects is not None:
+                # Versions this one replaced keep no raw bytes (a version sharing its bytes keeps them).
+                await delete_raw(self.objects, record, replaced)
         elif subject.startswith("rag.events.failed."):
             event = events_pb2.DocumentFailed.FromString(data)
             record, _ = await self.registry.get(event.tenant, event.doc_id)

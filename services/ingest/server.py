@@ -14,13 +14,10 @@ from services.common.server import Service, run
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.common.usage import UsageStore
 from services.ingest.events import LifecycleFollower
+from services.ingest.index_events import publish_fields, publish_removal, set_fields
 from services.ingest.registry import Registry, now_ms, version_entry
+from services.ingest.storage import delete_raw, object_name
 from services.ingest.worker import IngestWorker
-
-
-def object_name(tenant: str, doc_id: str, digest: str) -> str:
-    """Object Store key of a document's raw bytes."""
-    return f"{tenant}/{token(doc_id)}/{digest}"
 
 
 class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
@@ -44,8 +41,20 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
         index_kv = await self.js.key_value(natsio.KV_INDEX)
-        self.worker = IngestWorker(self.js, self.registry, self.objects, embed, s, count, self.usage, index_kv)
-        self.follower = LifecycleFollower(self.js, self.registry)
+        chunk_cache = await self.js.object_store(natsio.OBJECTS_CHUNK_CACHE)
+        self.worker = IngestWorker(
+            self.js,
+            self.registry,
+            self.objects,
+            embed,
+            s,
+            count,
+            self.usage,
+            index_kv,
+            self.nc.max_payload,
+            chunk_cache,
+        )
+        self.follower = LifecycleFollower(self.js, self.registry, self.objects)
         await self.worker.start()
         await self.follower.start()
 
@@ -99,13 +108,10 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         def change(record):
             record = record or types_pb2.DocumentRecord(tenant=request.tenant, doc_id=request.doc_id)
             version = max([v.version for v in record.versions], default=0) + 1
-            record.title = request.title or record.title
+            fields = (request.title or record.title, list(request.acl) or ["public"], dict(request.metadata))
+            created["fields_changed"] = set_fields(record, *fields) and bool(record.versions)
             record.source_name = request.source_name or record.source_name
             record.content_type = request.content_type or record.content_type
-            del record.acl[:]
-            record.acl.extend(request.acl or ["public"])
-            record.metadata.clear()
-            record.metadata.update(request.metadata)
             record.current_version = version
             record.status = types_pb2.DOCUMENT_STATUS_QUEUED
             record.versions.append(
@@ -123,6 +129,9 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
 
         record = await self.registry.mutate(request.tenant, request.doc_id, change)
         version = created["version"]
+        if created["fields_changed"]:
+            # The version searches see now takes the new ACL and metadata at once, not when the new one is indexed.
+            await publish_fields(self.js, record)
         inline = request.content if size <= self.settings.inline_job_bytes else b""
         await self._enqueue(record, version, digest, job_id, content=inline)
         return ingest_pb2.SubmitResponse(
@@ -131,33 +140,19 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
 
     async def _update_metadata(self, request, existing: types_pb2.DocumentRecord) -> bool:
         """Same bytes, new title/ACL/metadata: rewrite the registry and the indexed chunks, no re-embedding."""
-        acl = list(request.acl) or ["public"]
-        title = request.title or existing.title
-        if title == existing.title and acl == list(existing.acl) and dict(request.metadata) == dict(existing.metadata):
-            return False
+        fields = (request.title or existing.title, list(request.acl) or ["public"], dict(request.metadata))
+        changed: list[bool] = []
 
         def change(record):
-            if record is None:
+            if record is None or not set_fields(record, *fields):
                 return None
-            record.title = title
-            del record.acl[:]
-            record.acl.extend(acl)
-            record.metadata.clear()
-            record.metadata.update(request.metadata)
+            changed.append(True)
             return record
 
         record = await self.registry.mutate(request.tenant, request.doc_id, change)
-        event = events_pb2.IndexBatch(
-            tenant=request.tenant,
-            doc_id=request.doc_id,
-            update_metadata=events_pb2.UpdateMetadata(title=title, acl=acl, metadata=dict(request.metadata)),
-        )
-        await natsio.publish(
-            self.js,
-            f"rag.index.{request.tenant}",
-            event.SerializeToString(),
-            msg_id=f"{request.tenant}/{token(request.doc_id)}/metadata/{record.updated_unix_ms}",
-        )
+        if not changed:
+            return False
+        await publish_fields(self.js, record)
         return True
 
     async def RetryIngest(self, request, context):
@@ -297,15 +292,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         record = await self.registry.mutate(request.tenant, request.doc_id, change)
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
-        event = events_pb2.IndexBatch(
-            tenant=request.tenant, doc_id=request.doc_id, remove=events_pb2.RemoveDocumentChunks()
-        )
-        await natsio.publish(
-            self.js,
-            f"rag.index.{request.tenant}",
-            event.SerializeToString(),
-            msg_id=f"{request.tenant}/{token(request.doc_id)}/remove/{record.updated_unix_ms}",
-        )
+        await publish_removal(self.js, record)
+        await delete_raw(self.objects, record, [v.version for v in record.versions])
         return ingest_pb2.RemoveDocumentResponse(document=record)
 
 

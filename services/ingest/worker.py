@@ -12,7 +12,6 @@ import time
 from dataclasses import asdict
 
 import grpc
-import numpy as np
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, ObjectNotFoundError
 from nats.js.kv import KeyValue
@@ -29,6 +28,7 @@ from services.common.usage import UsageStore
 from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
+from services.ingest.index_events import document_fields, fitting
 from services.ingest.parsers import parse
 from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
 from services.ingest.scheduler import FairJobQueue
@@ -62,10 +62,17 @@ class IngestWorker:
         count_tokens,
         usage: UsageStore | None = None,
         index_kv: KeyValue | None = None,
+        max_payload: int = 1 << 20,
+        chunk_cache: ObjectStore | None = None,
     ) -> None:
         self.js, self.registry, self.objects, self.embed = js, registry, objects, embed
         self.usage = usage
         self.index_kv = index_kv  # the index pointer: which chunkings the generations hold
+        self.max_payload = max_payload  # the NATS server's limit on one message
+        # Parsed chunks of a job in progress, kept so a redelivery need not parse again; removed
+        # when the job ends (the bucket's age limit removes what a crash left behind).
+        self.chunk_cache = chunk_cache or objects
+        self._caches: dict[str, set[str]] = {}
         self.settings = settings
         self.count_tokens = count_tokens
         self.budget = ByteBudget(settings.worker_bytes_in_flight)
@@ -150,10 +157,19 @@ class IngestWorker:
                     JOBS.labels("dead_lettered").inc()
                 else:
                     log.warning("job failed, will retry", extra={"fields": {"job_id": job.job_id, "error": reason}})
+                    self._caches.pop(job.job_id, None)  # kept for the redelivery
                     await msg.nak(delay=min(30.0, 2.0**attempt))
                     JOBS.labels("retried").inc()
             finally:
                 heartbeat.cancel()
+                await self._drop_caches(job.job_id)
+
+    async def _drop_caches(self, job_id: str) -> None:
+        for name in self._caches.pop(job_id, set()):
+            try:
+                await self.chunk_cache.delete(name)
+            except Exception:
+                log.debug("chunk cache not removed; it expires", exc_info=True)
 
     async def fail(self, job: events_pb2.IngestJob, reason: str, attempt: int) -> None:
         event = events_pb2.DocumentFailed(
@@ -248,7 +264,8 @@ class IngestWorker:
             name = f"{job.object_name}.chunks.{CHUNKER_VERSION}-{label(chunking)}-{s.max_tokens}"
             if attempt > 1 and parsed is None:
                 try:
-                    kept = json.loads((await self.objects.get(name)).data)
+                    kept = json.loads((await self.chunk_cache.get(name)).data)
+                    self._caches.setdefault(job.job_id, set()).add(name)
                     title, warnings = kept["title"], kept["warnings"]
                     chunk_sets.append([ChunkDraft(**d) for d in kept["chunks"]])
                     continue
@@ -277,7 +294,8 @@ class IngestWorker:
                 )
             if len(drafts) > s.embed_batch_size:
                 kept = {"title": title, "warnings": warnings, "chunks": [asdict(d) for d in drafts]}
-                await self.objects.put(name, json.dumps(kept).encode())
+                self._caches.setdefault(job.job_id, set()).add(name)
+                await self.chunk_cache.put(name, json.dumps(kept).encode())
             chunk_sets.append(drafts)
         return title, warnings, chunk_sets
 
@@ -301,7 +319,7 @@ class IngestWorker:
         """Embed `drafts` from `skip` on in batches and publish each batch's upserts; returns the
         embedding model id. `on_batch(embedded, tokens)`, if given, after each batch is out."""
         s = self.settings
-        acl = list(record.acl) or ["public"]
+        fields = document_fields(record)
         model_id = ""
         for start in range(skip, len(drafts), s.embed_batch_size):
             batch = drafts[start : start + s.embed_batch_size]
@@ -312,6 +330,7 @@ class IngestWorker:
             if model_id and response.model_id != model_id:
                 raise RuntimeError(f"the embedding model changed mid-document ({model_id} -> {response.model_id})")
             model_id = response.model_id
+            # The document's title, ACL and metadata travel once per event, in `fields`.
             chunks = [
                 types_pb2.Chunk(
                     chunk_id=chunk_id(job.tenant, job.doc_id, job.version, d.ordinal),
@@ -322,28 +341,24 @@ class IngestWorker:
                     text=d.text,
                     title=title,
                     section=d.section,
-                    acl=acl,
                     char_start=d.char_start,
                     char_end=d.char_end,
                     chunker_version=CHUNKER_VERSION,
                     page_start=d.page_start,
                     page_end=d.page_end,
                     content_kind=d.kind,
-                    metadata=dict(record.metadata),
                 )
                 for d in batch
             ]
-            vectors = np.asarray([v.values for v in response.vectors], dtype=np.float32).ravel()
+            vectors = [list(v.values) for v in response.vectors]
             event = events_pb2.IndexBatch(
-                tenant=job.tenant,
-                doc_id=job.doc_id,
-                embedding_model_id=model_id,
-                job_id=job.job_id,
-                upserts=events_pb2.ChunkUpserts(chunks=chunks, vectors=vectors.tolist(), dimension=response.dimension),
+                tenant=job.tenant, doc_id=job.doc_id, embedding_model_id=model_id, job_id=job.job_id
             )
             self._tagged(event, chunking)
             subject = f"rag.index.{job.tenant}"
-            await natsio.publish(self.js, subject, event.SerializeToString(), msg_id=f"{ids}/upsert/{start}")
+            for part, piece in enumerate(fitting(event, chunks, vectors, response.dimension, fields, self.max_payload)):
+                msg_id = f"{ids}/upsert/{start}" + (f".{part}" if part else "")
+                await natsio.publish(self.js, subject, piece.SerializeToString(), msg_id=msg_id)
             CHUNKS.labels(job.tenant).inc(len(batch))
             EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
             if on_batch is not None:
@@ -407,7 +422,7 @@ class IngestWorker:
         )
         if warnings:
             seen["doc"] = await self._set_warnings(job, warnings, seen["doc"])
-        title = record.title or parsed_title
+        title = parsed_title  # the owner's title, when there is one, travels in the events' fields
         spent = {"tokens": progress.embedding_tokens if done else 0}  # the batches of earlier deliveries
         offset, model_id = 0, ""
         for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
@@ -450,7 +465,6 @@ class IngestWorker:
             return  # the generation was dropped: nobody would apply the chunks
         chunking = job.chunking if job.HasField("chunking") else self.configured
         title, _, (drafts,) = await self._chunks(job, attempt, [chunking])
-        title = record.title or title
         ids = self._ids(job, chunking)
 
         # An operator's rebuild, not the tenant's ingestion: counted in metrics, not billed or reported.

@@ -107,6 +107,16 @@ def fuse(
     raise ValueError(f"unknown fusion method {method!r}; use one of {', '.join(METHODS)}")
 
 
+def latest_versions(dense: list[EngineHit], lexical: list[EngineHit]) -> tuple[list[EngineHit], list[EngineHit]]:
+    """Only the newest version of each document among the candidates. While a document changes
+    version, an engine shows the new version before it deletes the old one, and the two engines
+    commit one after the other: for that moment both versions can be live somewhere."""
+    newest: dict[int, int] = {}
+    for hit in (*dense, *lexical):
+        newest[hit.doc] = max(newest.get(hit.doc, 0), hit.version)
+    return [h for h in dense if h.version == newest[h.doc]], [h for h in lexical if h.version == newest[h.doc]]
+
+
 def cap_per_document(hits: list[FusedHit], limit: int) -> list[FusedHit]:
     """Diversity: keep at most `limit` chunks of any one document, in rank order."""
     if not limit:

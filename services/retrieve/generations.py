@@ -1,9 +1,15 @@
-"""Index generations: each a whole index (both engines, its state, its own index-stream consumer)
-living beside the others.
+"""Index generations: each a whole index (both engines, its state, its writer's index-stream
+consumer) living beside the others.
 
-A new generation is built by replaying the index stream from its first event while the active one
-keeps serving. Which generation serves, and which served before, is one record in NATS KV: a
-promotion or rollback is a single compare-and-set on it, and every retrieve replica follows it.
+Which generation serves, and which served before, is one record in NATS KV: a promotion or
+rollback is a single compare-and-set on it, and every retrieve replica follows it.
+
+Who writes a generation:
+- embedded engines (Qdrant Edge, Tantivy): every replica owns its engines and its state on its own
+  disk and applies the stream itself, through a consumer of its own;
+- engines shared by several replicas (a Qdrant server, OpenSearch): one replica at a time writes,
+  the holder of the writer lease (services/retrieve/lease.py), with the state in NATS KV
+  (services/retrieve/shared_state.py); the others only search, and follow the writer's progress.
 """
 
 import asyncio
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import grpc
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NotFoundError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from prometheus_client import Gauge
 
 from rag.v1 import retrieve_pb2, types_pb2
@@ -26,11 +32,15 @@ from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 from services.retrieve.consumer import IndexConsumer
-from services.retrieve.state import IndexState
+from services.retrieve.lease import Lease
+from services.retrieve.seed import seed_from
+from services.retrieve.shared_state import SharedState
+from services.retrieve.state import LocalState
 
 log = logging.getLogger(__name__)
 
 ACTIVE = Gauge("ragmesh_index_active_generation", "The index generation searches use by default.")
+WRITING = Gauge("ragmesh_index_writer", "1 while this replica writes the index (always 1 for embedded engines).")
 
 
 class GenerationError(Exception):
@@ -46,22 +56,30 @@ class Generation:
     record: retrieve_pb2.GenerationRecord
     dense: object
     lexical: object
-    state: IndexState
-    consumer: IndexConsumer | None = None
+    state: LocalState | SharedState
+    consumer: IndexConsumer | None = None  # where this replica writes the generation
+    stream_last: int | None = None  # the index stream's last sequence, as last seen by this replica
+    ready_lag: int = 64
 
     @property
     def number(self) -> int:
         return self.record.number
 
     @property
-    def replayed(self) -> bool:
-        """It has applied every event that existed when it was created."""
-        return self.state.watermark >= self.record.replay_until
+    def lag(self) -> int | None:
+        if self.consumer is not None:
+            return self.consumer.lag
+        return None if self.stream_last is None else max(0, self.stream_last - self.state.watermark)
 
+    @property
+    def caught_up(self) -> bool:
+        """Searches see what the stream says: it applied everything that existed when it was
+        created and trails the stream by at most the readiness bound."""
+        lag = self.lag
+        return lag is not None and lag <= self.ready_lag and self.state.watermark >= self.record.replay_until
 
-def missing_documents(reference: IndexState, candidate: IndexState) -> int:
-    """Documents `reference` shows that `candidate` does not show at the same version."""
-    return sum(1 for key, version in reference.active.items() if candidate.active.get(key) != version)
+    def progress(self) -> str:
+        return f"{self.state.watermark} of {max(self.record.replay_until, self.stream_last or 0)} events applied"
 
 
 def suffixed(name: str, number: int, separator: str) -> str:
@@ -70,12 +88,20 @@ def suffixed(name: str, number: int, separator: str) -> str:
 
 
 class Generations:
-    def __init__(self, settings: RetrieveSettings, index_dir: Path, dimension: int) -> None:
+    def __init__(self, settings: RetrieveSettings, index_dir: Path, dimension: int, holder: str = "") -> None:
         self.settings, self.index_dir, self.dimension = settings, Path(index_dir), dimension
+        self.holder = holder or settings.instance or "retrieve"
+        # Any engine on a server is shared by every replica: one writer, state in NATS KV.
+        self.shared = bool(settings.dense_url or settings.lexical_url)
         self.open: dict[int, Generation] = {}
         self.pointer = retrieve_pb2.IndexPointer()
+        self.lease: Lease | None = None
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
+
+    @property
+    def writing(self) -> bool:
+        return not self.shared or (self.lease is not None and self.lease.held)
 
     # -- this replica's copies -------------------------------------------------------------------
 
@@ -85,12 +111,8 @@ class Generations:
     def _engines(self, number: int):
         s = self.settings
         if s.dense_url:
-            dense = QdrantServerIndex(
-                self.dimension,
-                url=s.dense_url,
-                collection=suffixed(s.dense_collection, number, "_"),
-                api_key=s.dense_api_key,
-            )
+            collection = suffixed(s.dense_collection, number, "_")
+            dense = QdrantServerIndex(self.dimension, url=s.dense_url, collection=collection, api_key=s.dense_api_key)
         else:
             dense = QdrantEdgeIndex(self._folder(number) / "dense", self.dimension, s.dense_payload_in_memory)
         if s.lexical_url:
@@ -100,45 +122,85 @@ class Generations:
         return dense, lexical
 
     def _durable(self, number: int) -> str:
-        return suffixed(self.settings.consumer_name, number, "-")
+        # Shared engines: one consumer per generation, used by whichever replica writes.
+        name = "retrieve-writer" if self.shared else self.settings.consumer_name
+        return suffixed(name, number, "-")
+
+    def _state(self, number: int):
+        if self.shared:
+            return SharedState(self.js, self.state_kv, number, writer=self.holder)
+        return LocalState(self._folder(number) / "state.db", number)
 
     async def _open(self, record: retrieve_pb2.GenerationRecord) -> Generation:
         dense, lexical = self._engines(record.number)
-        state = IndexState(self._folder(record.number) / "state.db", record.number)
-        state.open()
+        state = self._state(record.number)
+        if isinstance(state, SharedState):
+            await state.open()
+        else:
+            state.open()
         await asyncio.to_thread(dense.open)
         await asyncio.to_thread(lexical.open)
-        state.schema_version = getattr(lexical, "layout", state.schema_version)
+        generation = Generation(record, dense, lexical, state, ready_lag=self.settings.ready_max_lag)
+        generation.stream_last = await self._stream_last()
+        if self.writing:
+            await self._write(generation)
+        log.info("index generation open", extra={"fields": {"generation": record.number, "shared": self.shared}})
+        return generation
+
+    async def _write(self, generation: Generation) -> None:
+        """Start applying the stream to `generation` from where its state says it is."""
+        if generation.consumer is not None:
+            return
+        state, record = generation.state, generation.record
+        if isinstance(state, SharedState):
+            await state.refresh()  # the previous writer may have got further than this replica saw
+        if not state.watermark and record.number != self.pointer.active and not record.rechunk:
+            source = self.open.get(self.pointer.active)
+            first = await self._stream_first()
+            if source is not None and source.consumer is not None and first > 1:
+                # The stream no longer holds every event: start from a copy of the active generation.
+                await seed_from(source, generation)
         if record.rechunk and state.watermark < record.replay_until:
             # It applies the stream from here on; what came before, its re-chunk jobs write.
-            state.commit(record.replay_until, state.model_id, {})
-        generation = Generation(record, dense, lexical, state)
+            await state.commit(record.replay_until, state.model_id, {})
         generation.consumer = IndexConsumer(
             self.js,
-            dense,
-            lexical,
+            generation.dense,
+            generation.lexical,
             state,
             self._durable(record.number),
             replay_until=record.replay_until,
             record=record,
             linger=self.settings.index_linger_seconds,
+            ready_lag=self.settings.ready_max_lag,
+            may_write=lambda: self.writing,
         )
         await generation.consumer.start()
-        log.info("index generation open", extra={"fields": {"generation": record.number}})
-        return generation
+
+    async def _stop_writing(self) -> None:
+        async with self._lock:
+            for generation in self.open.values():
+                if generation.consumer is not None:
+                    await generation.consumer.stop()
+                    generation.consumer = None
+        WRITING.set(0)
+
+    async def _start_writing(self) -> None:
+        async with self._lock:
+            for generation in self.open.values():
+                await self._write(generation)
+        WRITING.set(1)
 
     async def _close(self, generation: Generation, destroy: bool = False) -> None:
-        await generation.consumer.stop()
+        if generation.consumer is not None:
+            await generation.consumer.stop()
         if destroy:
             await asyncio.to_thread(generation.dense.destroy)
             await asyncio.to_thread(generation.lexical.destroy)
-            await asyncio.to_thread(generation.state.destroy)
+            await generation.state.destroy()
             if generation.number != 1:
                 await asyncio.to_thread(shutil.rmtree, self._folder(generation.number), True)
-            try:
-                await self.js.delete_consumer(natsio.STREAM_INDEX.name, self._durable(generation.number))
-            except NotFoundError:
-                pass
+            await natsio.delete_consumer(self.js, natsio.STREAM_INDEX.name, self._durable(generation.number))
             log.info("index generation removed", extra={"fields": {"generation": generation.number}})
         else:
             generation.dense.close()
@@ -150,13 +212,16 @@ class Generations:
         async with self._lock:
             listed = {r.number: r for r in pointer.generations}
             for number in [n for n in self.open if n not in listed]:
-                await self._close(self.open.pop(number), destroy=True)
-            for number, record in listed.items():
-                if number not in self.open:
-                    self.open[number] = await self._open(record)
+                # Shared engines are removed by the writer alone; other replicas only let go.
+                await self._close(self.open.pop(number), destroy=self.writing)
             if pointer.active != self.pointer.active:
                 log.info("active index generation", extra={"fields": {"generation": pointer.active}})
             self.pointer = pointer
+            for number in sorted(listed, key=lambda n: n != pointer.active):  # the active one first
+                if number not in self.open:
+                    self.open[number] = await self._open(listed[number])
+                else:
+                    self.open[number].record = listed[number]
             ACTIVE.set(pointer.active)
 
     # -- the shared pointer ----------------------------------------------------------------------
@@ -183,9 +248,21 @@ class Generations:
             await self._apply(updated)
             return updated
 
+    async def _stream_last(self) -> int:
+        return (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
+
+    async def _stream_first(self) -> int:
+        return (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.first_seq
+
     async def start(self, js: JetStreamContext) -> None:
         self.js = js
         self.kv = await js.key_value(natsio.KV_INDEX)
+        if self.shared:
+            self.state_kv = await js.key_value(natsio.KV_INDEX_STATE)
+            self.lease = Lease(self.kv, natsio.WRITER_LEASE_KEY, self.holder, self.settings.writer_lease_seconds)
+            if self.settings.index_writer:
+                await self.lease.try_acquire()
+        WRITING.set(int(self.writing))
         pointer, _ = await self._read()
         if pointer is None:
             first = retrieve_pb2.IndexPointer(
@@ -199,24 +276,42 @@ class Generations:
                 pass  # another replica created it first
             pointer, _ = await self._read()
         await self._apply(pointer)
+        if self.lease is not None and self.settings.index_writer:
+            self.lease.run(self._start_writing, self._stop_writing)
         self._task = asyncio.create_task(self._follow())
 
+    async def wait_caught_up(self) -> None:
+        """Until the active generation serves what the stream says (readiness)."""
+        while True:
+            generation = self.open.get(self.pointer.active)
+            if generation is not None and generation.caught_up:
+                return
+            await asyncio.sleep(0.2)
+
     async def _follow(self) -> None:
-        """Follow promotions, rollbacks and new generations made through any replica."""
+        """Follow promotions, rollbacks and new generations made through any replica, the stream's
+        length and (shared engines) the writer's progress."""
         while True:
             await asyncio.sleep(self.settings.generation_poll_seconds)
             try:
                 pointer, _ = await self._read()
                 if pointer is not None and pointer != self.pointer:
                     await self._apply(pointer)
+                last = await self._stream_last()
+                for generation in list(self.open.values()):
+                    generation.stream_last = last
+                    if isinstance(generation.state, SharedState) and generation.consumer is None:
+                        await generation.state.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("index pointer not read", exc_info=True)
+                log.warning("index pointer or progress not read", exc_info=True)
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+        if self.lease is not None:
+            await self.lease.stop()
         async with self._lock:
             for generation in self.open.values():
                 await self._close(generation)
@@ -231,12 +326,26 @@ class Generations:
             raise GenerationError(grpc.StatusCode.NOT_FOUND, f"no index generation {number}")
         return generation
 
+    def searchable(self, number: int = 0) -> Generation:
+        """The generation `number` (0: the active one), refused while it is still catching up:
+        documents deleted or narrowed since would still be visible in it."""
+        generation = self.get(number)
+        if not generation.caught_up:
+            raise GenerationError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"index generation {generation.number} is still applying the index stream "
+                f"({generation.progress()}); it answers searches once it has caught up",
+            )
+        return generation
+
     async def create(
         self, reason: str, rechunk: bool = False, chunking: types_pb2.Chunking | None = None
     ) -> retrieve_pb2.GenerationRecord:
-        last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
         record = retrieve_pb2.GenerationRecord(
-            created_unix_ms=int(time.time() * 1000), replay_until=last, reason=reason, rechunk=rechunk or bool(chunking)
+            created_unix_ms=int(time.time() * 1000),
+            replay_until=await self._stream_last(),
+            reason=reason,
+            rechunk=rechunk or bool(chunking),
         )
         if chunking is not None:
             record.chunking.CopyFrom(chunking)
@@ -248,7 +357,15 @@ class Generations:
         await self._change(change)
         return record
 
-    def _check_promotable(self, number: int, expected_active: int) -> None:
+    async def record_verdict(self, number: int, verdict: retrieve_pb2.Verdict) -> None:
+        def change(pointer):
+            for record in pointer.generations:
+                if record.number == number:
+                    record.verdict.CopyFrom(verdict)
+
+        await self._change(change)
+
+    async def _check_promotable(self, number: int, expected_active: int, force: bool) -> None:
         if expected_active and expected_active != self.pointer.active:
             raise GenerationError(
                 grpc.StatusCode.ABORTED,
@@ -257,27 +374,47 @@ class Generations:
         if number == self.pointer.active:
             raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, f"generation {number} is already active")
         generation = self.get(number)
-        if not generation.replayed:
+        if not generation.caught_up:
             raise GenerationError(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {number} is still replaying the index stream "
-                f"({generation.state.watermark} of {generation.record.replay_until} events)",
+                f"generation {number} is still applying the index stream ({generation.progress()})",
             )
-        missing = missing_documents(self.get().state, generation.state)
+        missing = missing_documents(await self.get().state.versions(), await generation.state.versions())
         if missing:
             raise GenerationError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"generation {number} does not show {missing} of the active generation's documents yet "
                 "(it is still applying events or re-chunking; failed re-chunks are in the dead-letter stream)",
             )
+        if force:
+            return
+        verdict = generation.record.verdict
+        if not verdict.created_unix_ms or verdict.baseline != self.pointer.active:
+            raise GenerationError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"generation {number} has no evaluation against the active generation {self.pointer.active}: "
+                "evaluate it first (EvaluateIndex), or force the promotion as an operator",
+            )
+        if not verdict.passed:
+            raise GenerationError(
+                grpc.StatusCode.FAILED_PRECONDITION, f"generation {number} failed its evaluation: {verdict.summary}"
+            )
 
-    async def promote(self, number: int, expected_active: int, note: str) -> retrieve_pb2.IndexPointer:
-        self._check_promotable(number, expected_active)
+    async def promote(
+        self, number: int, expected_active: int, note: str, force: bool = False, actor: str = ""
+    ) -> retrieve_pb2.IndexPointer:
+        await self._check_promotable(number, expected_active, force)
+        verdict = self.get(number).record.verdict
+        if force:
+            reason = f"forced by {actor or 'an operator'} without a passing evaluation"
+        else:
+            reason = f"evaluation passed: {verdict.summary}"
+        text = f"{reason}; {note}" if note else reason
 
         def change(pointer):
             if expected_active and pointer.active != expected_active:
                 raise GenerationError(grpc.StatusCode.ABORTED, f"generation {pointer.active} became active meanwhile")
-            pointer.previous, pointer.active, pointer.note = pointer.active, number, note or "promoted"
+            pointer.previous, pointer.active, pointer.note = pointer.active, number, text
 
         return await self._change(change)
 
@@ -308,10 +445,11 @@ class Generations:
         return await self._change(change)
 
     async def describe(self) -> list[retrieve_pb2.GenerationInfo]:
-        last = (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
         infos = []
         active = self.open.get(self.pointer.active)
+        reference = await active.state.versions() if active else {}
         for number, g in sorted(self.open.items()):
+            versions = reference if g is active else await g.state.versions()
             infos.append(
                 retrieve_pb2.GenerationInfo(
                     record=g.record,
@@ -319,12 +457,20 @@ class Generations:
                     active=number == self.pointer.active,
                     previous=number == self.pointer.previous,
                     index_watermark=g.state.watermark,
-                    lag=max(0, last - g.state.watermark),
+                    lag=g.lag or 0,
                     dense_points=await asyncio.to_thread(g.dense.count),
                     lexical_documents=await asyncio.to_thread(g.lexical.count),
                     embedding_model_id=g.state.model_id,
-                    documents=len(g.state.active),
-                    missing_documents=missing_documents(active.state, g.state) if active else 0,
+                    documents=len(versions),
+                    missing_documents=missing_documents(reference, versions),
+                    caught_up=g.caught_up,
+                    writer=getattr(g.state, "progress_writer", "")
+                    or (self.holder if self.writing and self.shared else ""),
                 )
             )
         return infos
+
+
+def missing_documents(reference: dict, candidate: dict) -> int:
+    """Documents `reference` shows that `candidate` does not show at the same version."""
+    return sum(1 for key, version in reference.items() if candidate.get(key) != version)

@@ -1,6 +1,7 @@
 """Index generations with real processes: a rebuild replays the index stream beside the active
-generation, follows new documents, is promoted behind an evaluation, survives a restart of
-retrieve, rolls back and is dropped."""
+generation, follows new documents, is promoted only behind an evaluation the server made itself
+(or an operator's recorded force), survives a restart of retrieve, rolls back and is dropped.
+Only an operator searches a generation other than the active one."""
 
 import json
 import os
@@ -67,6 +68,12 @@ def client(system):
     return c
 
 
+@pytest.fixture(scope="module")
+def operator(system, client):
+    """The same tenant's documents, seen by an operator's key: it may search any generation."""
+    return system.client(system.client().create_key("shelf", role=gateway_pb2.ROLE_ADMIN))
+
+
 def ragmesh(system, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAGMESH_DATA_DIR": str(system.data)}
     return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, text=True)
@@ -87,7 +94,7 @@ def rpc_error(call) -> grpc.RpcError:
     return error.value
 
 
-def test_a_rebuild_replays_the_stream_beside_the_active_generation(system, client):
+def test_a_rebuild_replays_the_stream_beside_the_active_generation(system, client, operator):
     first = generations(system)
     assert first["pointer"]["active"] == 1 and [g["record"]["number"] for g in first["generations"]] == [1]
     before = search(client, "red pandas bamboo")
@@ -101,42 +108,61 @@ def test_a_rebuild_replays_the_stream_beside_the_active_generation(system, clien
     assert listed[1]["active"] and not listed[2].get("active")
     assert (system.data / "retrieve" / "g2" / "lexical").is_dir()
 
-    rebuilt = search(client, "red pandas bamboo", generation=2)
+    rebuilt = search(operator, "red pandas bamboo", generation=2)
     assert rebuilt.generation == 2 and rebuilt.index_generation.startswith("g2/")
     assert [h.chunk.chunk_id for h in rebuilt.hits] == [h.chunk.chunk_id for h in before.hits]
     assert search(client, "red pandas bamboo").generation == 1  # the active one still serves
+    denied = rpc_error(lambda: search(client, "red pandas bamboo", generation=2))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
 
     # A document ingested after the rebuild reaches both generations.
     client.ingest_and_wait("d7", b"Narwhal tusks are teeth that grow in a spiral through the upper lip.")
     for generation in (1, 2):
         for _ in range(100):
-            hits = search(client, "narwhal tusk spiral", generation=generation).hits
+            hits = search(operator, "narwhal tusk spiral", generation=generation).hits
             if hits and hits[0].chunk.doc_id == "d7":
                 break
             time.sleep(0.1)
         assert hits[0].chunk.doc_id == "d7", generation
 
 
-def test_promotion_is_gated_by_an_evaluation_and_compare_and_set(system, client, dataset):
+def test_promotion_is_gated_by_an_evaluation_the_server_made(system, client, dataset):
+    admin = system.client()
+    unevaluated = rpc_error(
+        lambda: admin.stub.PromoteIndex(
+            gateway_pb2.PromoteIndexRequest(number=2, expected_active=1, note="trust me: it is better"),
+            metadata=admin.metadata,
+            timeout=10,
+        )
+    )
+    assert unevaluated.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "no evaluation against the active generation 1" in unevaluated.details()
     refused = ragmesh(system, "index", "promote", "2")
-    assert refused.returncode == 2 and "--dataset" in refused.stderr
+    assert refused.returncode == 2 and "FAILED_PRECONDITION" in refused.stderr
 
     # A negative tolerance demands an improvement; an identical rebuild is not one.
     demanding = ragmesh(system, "index", "promote", "2", "--dataset", str(dataset), "--tolerance", "-0.5", "--json")
     assert demanding.returncode == 1
-    verdict = json.loads(demanding.stdout)
-    assert verdict["promoted"] is False and verdict["note"].startswith("refused on tiny-beir")
+    report = json.loads(demanding.stdout)
+    assert report["promoted"] is False and report["note"].startswith("failed: tiny-beir (4 queries): hybrid ndcg@10")
+    failed = next(g for g in generations(system)["generations"] if g["record"]["number"] == 2)["record"]["verdict"]
+    assert failed["baseline"] == 1 and failed.get("passed", False) is False and len(failed["dataset_sha256"]) == 64
     assert generations(system)["pointer"]["active"] == 1
+    still = rpc_error(
+        lambda: admin.stub.PromoteIndex(
+            gateway_pb2.PromoteIndexRequest(number=2, expected_active=1), metadata=admin.metadata, timeout=10
+        )
+    )
+    assert still.code() == grpc.StatusCode.FAILED_PRECONDITION and "failed its evaluation" in still.details()
 
     promoted = cli_json(system, "index", "promote", "2", "--dataset", str(dataset))
     assert promoted["promoted"] and promoted["pointer"]["active"] == 2 and promoted["pointer"]["previous"] == 1
-    scores = promoted["evaluation"]
-    assert scores["candidate"]["hybrid"]["ndcg@10"] == scores["active"]["hybrid"]["ndcg@10"] > 0.9
-    assert promoted["note"].startswith("promote on tiny-beir: hybrid ndcg@10")
+    [hybrid] = promoted["verdict"]["scores"]
+    assert hybrid["candidate_ndcg"] == hybrid["baseline_ndcg"] > 0.9 and promoted["verdict"]["passed"]
+    assert promoted["note"].startswith("evaluation passed: tiny-beir (4 queries): hybrid ndcg@10")
     assert search(client, "red pandas bamboo").generation == 2
     assert generations(system)["pointer"]["note"] == promoted["note"]
 
-    admin = system.client()
     stale = rpc_error(
         lambda: admin.stub.PromoteIndex(
             gateway_pb2.PromoteIndexRequest(number=1, expected_active=1), metadata=admin.metadata, timeout=10
@@ -166,7 +192,7 @@ def test_the_active_generation_survives_a_restart_of_retrieve(system, client):
     assert response.generation == 2 and response.hits[0].chunk.doc_id == "d7"
 
 
-def test_rollback_then_drop(system, client):
+def test_rollback_then_drop(system, client, operator):
     assert cli_json(system, "index", "rollback")["active"] == 1
     assert search(client, "red pandas bamboo").generation == 1
 
@@ -176,7 +202,7 @@ def test_rollback_then_drop(system, client):
     assert pointer["active"] == 1 and pointer["previous"] == 0
     assert [g["record"]["number"] for g in generations(system)["generations"]] == [1]
     assert not (system.data / "retrieve" / "g2").exists()
-    gone = rpc_error(lambda: search(client, "red pandas", generation=2))
+    gone = rpc_error(lambda: search(operator, "red pandas", generation=2))
     assert gone.code() == grpc.StatusCode.NOT_FOUND
     no_previous = ragmesh(system, "index", "rollback")
     assert no_previous.returncode == 2 and "no previous generation" in no_previous.stderr
@@ -219,12 +245,13 @@ def eventually(check, timeout: float = 60):
             time.sleep(0.2)
 
 
-def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client):
+def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client, operator):
     """Other chunk sizes: every document of every tenant is chunked and embedded again from its
     stored bytes into a new generation; documents changed meanwhile reach both chunkings; the
     registry keeps describing the live ingestion."""
     admin = system.client()
     other = system.client(admin.create_key("other-shelf"))
+    other_operator = system.client(admin.create_key("other-shelf", role=gateway_pb2.ROLE_ADMIN))
     other.ingest_and_wait("o1", b"Tidal turbines of another tenant, for a re-chunk across tenants.")
     client.ingest_and_wait("long", LONG.encode(), title="Tidal energy")
     record_before = document(client, "long")
@@ -246,11 +273,11 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client):
     assert int(live[number].get("missing_documents", 0)) == 0
     assert int(live[number]["dense_points"]) > int(live[1]["dense_points"])
 
-    configured, small = ordinals(client, "long", 1), ordinals(client, "long", number)
+    configured, small = ordinals(operator, "long", 1), ordinals(operator, "long", number)
     assert configured == [(1, i) for i in range(len(configured))]
     assert small == [(1, i) for i in range(len(small))] and len(small) > 2 * len(configured)
-    assert ordinals(other, "o1", number) == [(1, 0)]  # the other tenant's documents too, in its tenant only
-    assert ordinals(client, "o1", number) == []
+    assert ordinals(other_operator, "o1", number) == [(1, 0)]  # the other tenant's too, in its tenant only
+    assert ordinals(operator, "o1", number) == []
 
     # After the rebuild: a new document, a changed one and a deletion reach both chunkings.
     job = client.ingest_and_wait("long2", LONG.replace("tidal", "wave").encode(), title="Wave energy")
@@ -259,14 +286,14 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client):
     for generation in (1, number):
 
         def changed(generation=generation):
-            assert {v for v, _ in ordinals(client, "long", generation)} == {2}
-            assert ordinals(client, "long2", generation)
-            assert ordinals(client, "d2", generation) == []
+            assert {v for v, _ in ordinals(operator, "long", generation)} == {2}
+            assert ordinals(operator, "long2", generation)
+            assert ordinals(operator, "d2", generation) == []
 
         eventually(changed)
     # Written once per chunking, in one job.
-    assert job.chunks_total == len(ordinals(client, "long2", 1)) + len(ordinals(client, "long2", number))
-    assert len(ordinals(client, "long2", number)) > 2 * len(ordinals(client, "long2", 1))
+    assert job.chunks_total == len(ordinals(operator, "long2", 1)) + len(ordinals(operator, "long2", number))
+    assert len(ordinals(operator, "long2", number)) > 2 * len(ordinals(operator, "long2", 1))
 
     # The registry describes the live ingestion, untouched by the re-chunk.
     assert record_before.versions[0].chunk_count == len(configured)

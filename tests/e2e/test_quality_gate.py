@@ -63,7 +63,7 @@ def test_hybrid_never_loses_much_to_either_retriever(report):
 
 def test_report_names_model_watermark_and_every_query(report):
     assert report["model_id"].startswith("all-MiniLM-L6-v2@sha256:")
-    assert report["generation"].startswith("g1/all-MiniLM-L6-v2@") and report["generation"].endswith("/schema-3")
+    assert report["generation"].startswith("g1/all-MiniLM-L6-v2@") and report["generation"].endswith("/schema-4")
     assert report["index_watermark"] >= 5000 and report["queries"] == 40
     assert report["ingest"]["documents"] == 5000 and report["ingest"]["failed"] == 0
     for mode in FLOORS:

@@ -70,7 +70,7 @@ def test_answerable_question_is_answered_citing_the_right_document(acme):
     assert manifest.index_watermark > 0 and manifest.query_id
     assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
     assert manifest.chunker_version and manifest.prompt_template_version
-    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-3"
+    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-4"
 
 
 def test_unanswerable_question_abstains(acme):

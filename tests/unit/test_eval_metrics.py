@@ -9,7 +9,6 @@ from services.cli.evaluate import (
     calibrate,
     held_out,
     load_dataset,
-    promotion_verdict,
     scores,
     tenant_for,
 )
@@ -83,21 +82,3 @@ def test_held_out_corpus_drops_every_relevant_document():
     dataset = Dataset("d", [{"_id": "a"}, {"_id": "b"}, {"_id": "c"}], {"q": "?"}, {"q": {"a": 2, "b": 0}})
     assert [doc["_id"] for doc in held_out(dataset).corpus] == ["b", "c"]
     assert held_out(dataset).name == "d-heldout"
-
-
-def report(**ndcg) -> dict:
-    return {"dataset": "dbpedia-5k", "modes": {mode: {"ndcg@10": value} for mode, value in ndcg.items()}}
-
-
-def test_a_generation_is_promoted_unless_a_mode_is_worse_beyond_the_tolerance():
-    ok, note = promotion_verdict(report(hybrid=0.515, dense=0.520), report(hybrid=0.507, dense=0.530), 0.01)
-    assert ok and note == (
-        "promote on dbpedia-5k: hybrid ndcg@10 0.5070 vs 0.5150; dense ndcg@10 0.5300 vs 0.5200; tolerance 0.01"
-    )
-    ok, note = promotion_verdict(report(hybrid=0.515, dense=0.520), report(hybrid=0.530, dense=0.505), 0.01)
-    assert not ok and note.startswith("refused on dbpedia-5k") and "dense ndcg@10 0.5050 vs 0.5200 (worse)" in note
-
-
-def test_a_negative_tolerance_demands_an_improvement():
-    assert not promotion_verdict(report(hybrid=0.5), report(hybrid=0.5), -0.01)[0]
-    assert promotion_verdict(report(hybrid=0.5), report(hybrid=0.52), -0.01)[0]

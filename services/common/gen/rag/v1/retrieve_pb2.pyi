@@ -169,6 +169,30 @@ class EvaluateGenerationResponse(_message.Message):
     verdict: Verdict
     def __init__(self, verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
 
+class IndexProgress(_message.Message):
+    __slots__ = ("watermark", "embedding_model_id", "chunker_versions", "schema_version", "writer", "updated_unix_ms")
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    WRITER_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    watermark: int
+    embedding_model_id: str
+    chunker_versions: _containers.RepeatedScalarFieldContainer[str]
+    schema_version: int
+    writer: str
+    updated_unix_ms: int
+    def __init__(self, watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_versions: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., writer: _Optional[str] = ..., updated_unix_ms: _Optional[int] = ...) -> None: ...
+
+class WriterLease(_message.Message):
+    __slots__ = ("holder", "expires_unix_ms")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    expires_unix_ms: int
+    def __init__(self, holder: _Optional[str] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...
+
 class IndexDocState(_message.Message):
     __slots__ = ("active", "floor", "highest", "fields")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
