@@ -24,6 +24,13 @@ def held(record: retrieve_pb2.GenerationRecord, configured: types_pb2.Chunking) 
     return record.chunking if record.HasField("chunking") else configured
 
 
+def same_chunking(a: retrieve_pb2.GenerationRecord, b: retrieve_pb2.GenerationRecord) -> bool:
+    """Whether two generations hold the same chunking (unset means the workers' configured one)."""
+    if a.HasField("chunking") != b.HasField("chunking"):
+        return False
+    return not a.HasField("chunking") or same_sizes(a.chunking, b.chunking)
+
+
 def chunkings_to_write(
     pointer: retrieve_pb2.IndexPointer | None, configured: types_pb2.Chunking
 ) -> list[types_pb2.Chunking]:

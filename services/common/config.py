@@ -18,6 +18,11 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = Field(0, description="Prometheus /metrics port; 0 turns it off.")
     nats_url: str = Field("nats://127.0.0.1:4222", description="NATS server(s), comma separated.")
     nats_replicas: int = Field(1, description="JetStream copies of every stream and bucket (3 on a NATS cluster).")
+    index_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Longest an index event stays in the stream (0: no age limit); snapshots let it go sooner.",
+    )
     data_dir: Path = Field(Path(".ragmesh"), description="Folder for local state.")
     log_level: str = Field("INFO", description="Python log level.")
     drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
@@ -107,6 +112,12 @@ class RetrieveSettings(ServiceSettings):
     )
     writer_lease_seconds: float = Field(
         15.0, gt=0, description="Term of the writer lease over shared engines; a successor waits this out."
+    )
+    snapshot_interval_seconds: float = Field(
+        3600.0, gt=0, description="Longest between two snapshots of a generation that changed (embedded engines)."
+    )
+    snapshot_min_events: int = Field(
+        10000, ge=1, description="Index events after which a generation is snapshotted before the interval is up."
     )
     dense_payload_in_memory: bool = Field(
         True, description="Qdrant Edge keeps chunk payloads in RAM (about the corpus text): searches 1.5x faster."

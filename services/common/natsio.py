@@ -37,7 +37,8 @@ STREAM_JOBS = StreamConfig(
     storage=StorageType.FILE,
     duplicate_window=120.0,
 )
-# Ordered index events: rag.index.<tenant>; kept so a new replica or generation can replay them.
+# Ordered index events: rag.index.<tenant>; kept until every reader passed them and a snapshot
+# covers them (see services/retrieve/maintenance.py), at most RAGMESH_INDEX_RETENTION_DAYS.
 STREAM_INDEX = StreamConfig(
     name="RAG_INDEX",
     subjects=["rag.index.>"],
@@ -83,6 +84,7 @@ KV_INDEX_STATE = "rag_index_state"  # document states and progress of generation
 KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
 OBJECTS_RAW = "rag_raw"
 OBJECTS_CHUNK_CACHE = "rag_chunk_cache"  # parsed chunks of jobs in progress; entries expire after a day
+OBJECTS_SNAPSHOTS = "rag_snapshots"  # index generation snapshots: a new replica starts from them
 
 
 async def connect(url: str, name: str) -> nats.NATS:
@@ -134,11 +136,15 @@ async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValu
         return await js.key_value(config.bucket)
 
 
-async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_all(js: JetStreamContext, replicas: int = 1, index_retention_days: float = 0.0) -> None:
     """Declare every stream, bucket and object store (with `replicas` copies on a NATS cluster);
-    safe to call from every service at start."""
+    safe to call from every service at start. The index stream keeps events at most
+    `index_retention_days` (0: until every reader passed them and a snapshot covers them)."""
     for config in STREAMS:
-        await ensure_stream(js, dataclasses.replace(config, num_replicas=replicas))
+        config = dataclasses.replace(config, num_replicas=replicas)
+        if config.name == STREAM_INDEX.name and index_retention_days:
+            config = dataclasses.replace(config, max_age=index_retention_days * DAY)
+        await ensure_stream(js, config)
     buckets = ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16), (KV_INDEX_STATE, 1))
     for bucket, history in buckets:
         await ensure_bucket(
@@ -147,6 +153,9 @@ async def ensure_all(js: JetStreamContext, replicas: int = 1) -> None:
     await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas))
     await js.create_object_store(
         OBJECTS_CHUNK_CACHE, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas, ttl=DAY)
+    )
+    await js.create_object_store(
+        OBJECTS_SNAPSHOTS, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
     )
 
 

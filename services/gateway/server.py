@@ -82,7 +82,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         s: GatewaySettings = self.settings
         self.nc = await natsio.connect(s.nats_url, "gateway")
         self.js = self.nc.jetstream()
-        await natsio.ensure_all(self.js, self.settings.nats_replicas)
+        await natsio.ensure_all(self.js, self.settings.nats_replicas, self.settings.index_retention_days)
         await natsio.ensure_stream(
             self.js,
             dataclasses.replace(

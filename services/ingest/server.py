@@ -32,7 +32,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         count = token_counter(load_tokenizer(s.tokenizer_path, s.max_tokens))
         self.nc = await natsio.connect(s.nats_url, "ingest")
         self.js = self.nc.jetstream()
-        await natsio.ensure_all(self.js, self.settings.nats_replicas)
+        await natsio.ensure_all(self.js, self.settings.nats_replicas, self.settings.index_retention_days)
         self.registry = Registry(
             self.js, await self.js.key_value(natsio.KV_DOCS), await self.js.key_value(natsio.KV_JOBS)
         )

@@ -54,6 +54,10 @@ class OutOfOrder(Exception):
     """A batch came before events the stream still holds: it is fetched again, in order."""
 
 
+class EventsLost(Exception):
+    """Retention removed events this generation never applied: it must start again from a snapshot."""
+
+
 OBSERVE_SECONDS = 1.0  # while events flow, index sizes are counted at most this often
 RETRY_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 
@@ -90,6 +94,7 @@ class IndexConsumer:
         self.may_write = may_write
         self.stream_last = None  # the stream's last sequence when last looked at; None: not yet
         self.failing = ""  # why the batch in hand does not apply, while it does not
+        self.lost = ""  # set when retention removed events before they were applied
         self._stopping = asyncio.Event()
         self._gate = asyncio.Lock()  # held while a batch applies; pause() takes it between batches
         self._task: asyncio.Task | None = None
@@ -189,6 +194,11 @@ class IndexConsumer:
                 return
             except OutOfOrder as exc:
                 log.warning("index events out of order; fetching again from the watermark: %s", exc)
+                return
+            except EventsLost as exc:
+                log.error("index generation behind the stream's retention: %s", exc)
+                self.lost = str(exc)
+                self._stopping.set()
                 return
             except Exception as exc:
                 APPLY_FAILURES.labels(self.label).inc()
@@ -319,9 +329,8 @@ class IndexConsumer:
             await self._resubscribe()
             raise OutOfOrder(f"events {watermark + 1}..{first - 1} were not delivered before {first}")
         GAPS.labels(self.label).inc(min(first, stream_first) - watermark - 1)
-        log.error(
-            "index events removed from the stream before this generation applied them",
-            extra={"fields": {"from": watermark + 1, "to": min(first, stream_first) - 1}},
+        raise EventsLost(
+            f"events {watermark + 1}..{min(first, stream_first) - 1} were removed before they were applied"
         )
 
     def _admit(self, events) -> tuple[list[tuple[object, Key, Op]], list, str, set[str]]:

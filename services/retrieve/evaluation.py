@@ -78,12 +78,12 @@ def judge(scores: list[retrieve_pb2.ModeScore], tolerance: float, dataset: str, 
     return not worse, f"{summary}; tolerance {tolerance}"
 
 
-async def evaluate(generations, embed, settings, request) -> retrieve_pb2.Verdict:
+async def evaluate(control, embed, settings, request) -> retrieve_pb2.Verdict:
     """Evaluate generation `request.number` against the active one; the verdict, also recorded."""
     reason = problem(request)
     if reason:
         raise GenerationError(grpc.StatusCode.INVALID_ARGUMENT, reason)
-    candidate, baseline = generations.searchable(request.number), generations.searchable(0)
+    candidate, baseline = control.g.searchable(request.number), control.g.searchable(0)
     if candidate.number == baseline.number:
         raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, f"generation {candidate.number} is the active one")
     vectors, model_id = await embed_all(embed, [q.text for q in request.queries])
@@ -110,5 +110,5 @@ async def evaluate(generations, embed, settings, request) -> retrieve_pb2.Verdic
         before = await ndcg(baseline, request, vectors, mode, settings)
         verdict.scores.add(mode=mode, candidate_ndcg=after, baseline_ndcg=before)
     verdict.passed, verdict.summary = judge(list(verdict.scores), request.tolerance, request.dataset, verdict.queries)
-    await generations.record_verdict(candidate.number, verdict)
+    await control.record_verdict(candidate.number, verdict)
     return verdict

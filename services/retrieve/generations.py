@@ -24,15 +24,18 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from prometheus_client import Gauge
 
-from rag.v1 import retrieve_pb2, types_pb2
+from rag.v1 import retrieve_pb2
 from services.common import natsio
+from services.common.chunking import same_chunking
 from services.common.config import RetrieveSettings
+from services.retrieve import snapshots
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 from services.retrieve.consumer import IndexConsumer
 from services.retrieve.lease import Lease
+from services.retrieve.maintenance import Maintenance
 from services.retrieve.seed import seed_from
 from services.retrieve.shared_state import SharedState
 from services.retrieve.state import LocalState
@@ -131,7 +134,7 @@ class Generations:
             return SharedState(self.js, self.state_kv, number, writer=self.holder)
         return LocalState(self._folder(number) / "state.db", number)
 
-    async def _open(self, record: retrieve_pb2.GenerationRecord) -> Generation:
+    async def _open_local(self, record: retrieve_pb2.GenerationRecord) -> Generation:
         dense, lexical = self._engines(record.number)
         state = self._state(record.number)
         if isinstance(state, SharedState):
@@ -141,28 +144,35 @@ class Generations:
         await asyncio.to_thread(dense.open)
         await asyncio.to_thread(lexical.open)
         generation = Generation(record, dense, lexical, state, ready_lag=self.settings.ready_max_lag)
-        generation.stream_last = await self._stream_last()
+        generation.stream_last = await self.stream_last()
+        return generation
+
+    async def _open(self, record: retrieve_pb2.GenerationRecord) -> Generation:
+        generation = await self._open_local(record)
+        watermark = generation.state.watermark
+        if not self.shared and watermark and await self.stream_first() > watermark + 1:
+            # Away for longer than the stream keeps events: start again from a snapshot.
+            log.warning("index generation behind the stream's retention", extra={"fields": {"watermark": watermark}})
+            await self._destroy(generation)
+            generation = await self._open_local(record)
         if self.writing:
             await self._write(generation)
         log.info("index generation open", extra={"fields": {"generation": record.number, "shared": self.shared}})
         return generation
 
     async def _write(self, generation: Generation) -> None:
-        """Start applying the stream to `generation` from where its state says it is."""
+        """Start applying the stream to `generation` from where its state says it is; a generation
+        whose events the stream no longer holds starts from a snapshot or a copy first."""
         if generation.consumer is not None:
             return
         state, record = generation.state, generation.record
         if isinstance(state, SharedState):
             await state.refresh()  # the previous writer may have got further than this replica saw
-        if not state.watermark and record.number != self.pointer.active and not record.rechunk:
-            source = self.open.get(self.pointer.active)
-            first = await self._stream_first()
-            if source is not None and source.consumer is not None and first > 1:
-                # The stream no longer holds every event: start from a copy of the active generation.
-                await seed_from(source, generation)
         if record.rechunk and state.watermark < record.replay_until:
             # It applies the stream from here on; what came before, its re-chunk jobs write.
             await state.commit(record.replay_until, state.model_id, {})
+        if await self.stream_first() > state.watermark + 1:
+            await self._fill(generation)
         generation.consumer = IndexConsumer(
             self.js,
             generation.dense,
@@ -176,6 +186,22 @@ class Generations:
             may_write=lambda: self.writing,
         )
         await generation.consumer.start()
+
+    async def _fill(self, generation: Generation) -> None:
+        """The stream's first events are gone: start from this generation's newest snapshot, or
+        from a copy of the active generation (a new generation holding the same chunking)."""
+        if not self.shared and await snapshots.restore(self.maintenance.objects, generation):
+            return
+        source = self.open.get(self.pointer.active)
+        fresh = not generation.state.watermark or generation.record.rechunk
+        if fresh and source is not None and source is not generation and source.consumer is not None:
+            if same_chunking(source.record, generation.record):
+                await seed_from(source, generation)
+                return
+        log.error(
+            "index events this generation needs are gone from the stream and nothing holds them",
+            extra={"fields": {"generation": generation.number, "watermark": generation.state.watermark}},
+        )
 
     async def _stop_writing(self) -> None:
         async with self._lock:
@@ -194,18 +220,38 @@ class Generations:
     async def _close(self, generation: Generation, destroy: bool = False) -> None:
         if generation.consumer is not None:
             await generation.consumer.stop()
+            generation.consumer = None
         if destroy:
-            await asyncio.to_thread(generation.dense.destroy)
-            await asyncio.to_thread(generation.lexical.destroy)
-            await generation.state.destroy()
-            if generation.number != 1:
-                await asyncio.to_thread(shutil.rmtree, self._folder(generation.number), True)
-            await natsio.delete_consumer(self.js, natsio.STREAM_INDEX.name, self._durable(generation.number))
+            await self._destroy(generation)
             log.info("index generation removed", extra={"fields": {"generation": generation.number}})
         else:
             generation.dense.close()
             generation.lexical.close()
             generation.state.close()
+
+    async def _destroy(self, generation: Generation) -> None:
+        """Remove everything a generation stored: engines, state, its stream consumer."""
+        await asyncio.to_thread(generation.dense.destroy)
+        await asyncio.to_thread(generation.lexical.destroy)
+        await generation.state.destroy()
+        if generation.number != 1:
+            await asyncio.to_thread(shutil.rmtree, self._folder(generation.number), True)
+        await natsio.delete_consumer(self.js, natsio.STREAM_INDEX.name, self._durable(generation.number))
+
+    async def _recover(self, generation: Generation) -> None:
+        """A consumer that found events gone (retention) before it applied them."""
+        reason = generation.consumer.lost
+        await generation.consumer.stop()
+        generation.consumer = None
+        if self.shared:
+            # Nothing holds the missing events: go on from what the stream has, loudly.
+            first = await self.stream_first()
+            await generation.state.commit(first - 1, generation.state.model_id, {})
+            log.error("index generation skipped events retention removed", extra={"fields": {"reason": reason}})
+            await self._write(generation)
+            return
+        await self._destroy(generation)
+        self.open[generation.number] = await self._open(generation.record)
 
     async def _apply(self, pointer: retrieve_pb2.IndexPointer) -> None:
         """Make this replica hold exactly the generations the pointer lists, and serve its active one."""
@@ -233,7 +279,7 @@ class Generations:
             return None, 0
         return retrieve_pb2.IndexPointer.FromString(entry.value), entry.revision
 
-    async def _change(self, change) -> retrieve_pb2.IndexPointer:
+    async def change(self, change) -> retrieve_pb2.IndexPointer:
         """Apply `change` to the shared pointer by compare-and-set, then follow it here at once."""
         while True:
             current, revision = await self._read()
@@ -248,10 +294,10 @@ class Generations:
             await self._apply(updated)
             return updated
 
-    async def _stream_last(self) -> int:
+    async def stream_last(self) -> int:
         return (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
 
-    async def _stream_first(self) -> int:
+    async def stream_first(self) -> int:
         return (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.first_seq
 
     async def start(self, js: JetStreamContext) -> None:
@@ -275,6 +321,8 @@ class Generations:
             except KeyWrongLastSequenceError:
                 pass  # another replica created it first
             pointer, _ = await self._read()
+        self.maintenance = Maintenance(self, self.settings)
+        await self.maintenance.start(js)
         await self._apply(pointer)
         if self.lease is not None and self.settings.index_writer:
             self.lease.run(self._start_writing, self._stop_writing)
@@ -297,11 +345,14 @@ class Generations:
                 pointer, _ = await self._read()
                 if pointer is not None and pointer != self.pointer:
                     await self._apply(pointer)
-                last = await self._stream_last()
+                last = await self.stream_last()
                 for generation in list(self.open.values()):
                     generation.stream_last = last
                     if isinstance(generation.state, SharedState) and generation.consumer is None:
                         await generation.state.refresh()
+                    if generation.consumer is not None and generation.consumer.lost:
+                        async with self._lock:
+                            await self._recover(generation)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -310,6 +361,7 @@ class Generations:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
+        await self.maintenance.stop()
         if self.lease is not None:
             await self.lease.stop()
         async with self._lock:
@@ -337,140 +389,3 @@ class Generations:
                 f"({generation.progress()}); it answers searches once it has caught up",
             )
         return generation
-
-    async def create(
-        self, reason: str, rechunk: bool = False, chunking: types_pb2.Chunking | None = None
-    ) -> retrieve_pb2.GenerationRecord:
-        record = retrieve_pb2.GenerationRecord(
-            created_unix_ms=int(time.time() * 1000),
-            replay_until=await self._stream_last(),
-            reason=reason,
-            rechunk=rechunk or bool(chunking),
-        )
-        if chunking is not None:
-            record.chunking.CopyFrom(chunking)
-
-        def change(pointer):
-            record.number = max(r.number for r in pointer.generations) + 1
-            pointer.generations.append(record)
-
-        await self._change(change)
-        return record
-
-    async def record_verdict(self, number: int, verdict: retrieve_pb2.Verdict) -> None:
-        def change(pointer):
-            for record in pointer.generations:
-                if record.number == number:
-                    record.verdict.CopyFrom(verdict)
-
-        await self._change(change)
-
-    async def _check_promotable(self, number: int, expected_active: int, force: bool) -> None:
-        if expected_active and expected_active != self.pointer.active:
-            raise GenerationError(
-                grpc.StatusCode.ABORTED,
-                f"generation {self.pointer.active} is active now, not {expected_active}: evaluate again",
-            )
-        if number == self.pointer.active:
-            raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, f"generation {number} is already active")
-        generation = self.get(number)
-        if not generation.caught_up:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {number} is still applying the index stream ({generation.progress()})",
-            )
-        missing = missing_documents(await self.get().state.versions(), await generation.state.versions())
-        if missing:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {number} does not show {missing} of the active generation's documents yet "
-                "(it is still applying events or re-chunking; failed re-chunks are in the dead-letter stream)",
-            )
-        if force:
-            return
-        verdict = generation.record.verdict
-        if not verdict.created_unix_ms or verdict.baseline != self.pointer.active:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {number} has no evaluation against the active generation {self.pointer.active}: "
-                "evaluate it first (EvaluateIndex), or force the promotion as an operator",
-            )
-        if not verdict.passed:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"generation {number} failed its evaluation: {verdict.summary}"
-            )
-
-    async def promote(
-        self, number: int, expected_active: int, note: str, force: bool = False, actor: str = ""
-    ) -> retrieve_pb2.IndexPointer:
-        await self._check_promotable(number, expected_active, force)
-        verdict = self.get(number).record.verdict
-        if force:
-            reason = f"forced by {actor or 'an operator'} without a passing evaluation"
-        else:
-            reason = f"evaluation passed: {verdict.summary}"
-        text = f"{reason}; {note}" if note else reason
-
-        def change(pointer):
-            if expected_active and pointer.active != expected_active:
-                raise GenerationError(grpc.StatusCode.ABORTED, f"generation {pointer.active} became active meanwhile")
-            pointer.previous, pointer.active, pointer.note = pointer.active, number, text
-
-        return await self._change(change)
-
-    async def rollback(self) -> retrieve_pb2.IndexPointer:
-        previous = self.pointer.previous
-        if not previous or previous not in {r.number for r in self.pointer.generations}:
-            raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, "there is no previous generation to return to")
-
-        def change(pointer):
-            pointer.previous, pointer.active, pointer.note = pointer.active, pointer.previous, "rolled back"
-
-        return await self._change(change)
-
-    async def drop(self, number: int) -> retrieve_pb2.IndexPointer:
-        self.get(number)
-        if number == self.pointer.active:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION, f"generation {number} is active: promote another first"
-            )
-
-        def change(pointer):
-            kept = [r for r in pointer.generations if r.number != number]
-            del pointer.generations[:]
-            pointer.generations.extend(kept)
-            if pointer.previous == number:
-                pointer.previous = 0
-
-        return await self._change(change)
-
-    async def describe(self) -> list[retrieve_pb2.GenerationInfo]:
-        infos = []
-        active = self.open.get(self.pointer.active)
-        reference = await active.state.versions() if active else {}
-        for number, g in sorted(self.open.items()):
-            versions = reference if g is active else await g.state.versions()
-            infos.append(
-                retrieve_pb2.GenerationInfo(
-                    record=g.record,
-                    index_generation=g.state.generation,
-                    active=number == self.pointer.active,
-                    previous=number == self.pointer.previous,
-                    index_watermark=g.state.watermark,
-                    lag=g.lag or 0,
-                    dense_points=await asyncio.to_thread(g.dense.count),
-                    lexical_documents=await asyncio.to_thread(g.lexical.count),
-                    embedding_model_id=g.state.model_id,
-                    documents=len(versions),
-                    missing_documents=missing_documents(reference, versions),
-                    caught_up=g.caught_up,
-                    writer=getattr(g.state, "progress_writer", "")
-                    or (self.holder if self.writing and self.shared else ""),
-                )
-            )
-        return infos
-
-
-def missing_documents(reference: dict, candidate: dict) -> int:
-    """Documents `reference` shows that `candidate` does not show at the same version."""
-    return sum(1 for key, version in reference.items() if candidate.get(key) != version)

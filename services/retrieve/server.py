@@ -19,6 +19,7 @@ from services.common.config import RetrieveSettings
 from services.common.server import Service, run
 from services.retrieve import evaluation
 from services.retrieve.backends.base import SearchScope
+from services.retrieve.control import GenerationControl
 from services.retrieve.generations import Generation, GenerationError, Generations
 from services.retrieve.search import date_bounds, filters_problem, fusion_problem, hybrid_search, resolve_fusion
 
@@ -44,9 +45,10 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
         self.nc = await natsio.connect(s.nats_url, "retrieve")
         js = self.nc.jetstream()
-        await natsio.ensure_all(js, s.nats_replicas)
+        await natsio.ensure_all(js, s.nats_replicas, s.index_retention_days)
         holder = s.instance or f"{socket.gethostname()}-{os.getpid()}"
         self.generations = Generations(s, self.index_dir, info.dimension, holder)
+        self.control = GenerationControl(self.generations)
         await self.generations.start(js)
         await self.generations.wait_caught_up()
 
@@ -139,30 +141,30 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
     # -- index generations -----------------------------------------------------------------------
 
     async def ListGenerations(self, request, context):
-        infos = await self.generations.describe()
+        infos = await self.control.describe()
         return retrieve_pb2.ListGenerationsResponse(generations=infos, pointer=self.generations.pointer)
 
     async def CreateGeneration(self, request, context):
         chunking = request.chunking if request.HasField("chunking") else None
-        record = await self._govern(context, self.generations.create(request.reason, request.rechunk, chunking))
+        record = await self._govern(context, self.control.create(request.reason, request.rechunk, chunking))
         return retrieve_pb2.CreateGenerationResponse(generation=record)
 
     async def EvaluateGeneration(self, request, context):
-        verdict = await self._govern(context, evaluation.evaluate(self.generations, self.embed, self.settings, request))
+        verdict = await self._govern(context, evaluation.evaluate(self.control, self.embed, self.settings, request))
         return retrieve_pb2.EvaluateGenerationResponse(verdict=verdict)
 
     async def PromoteGeneration(self, request, context):
-        promotion = self.generations.promote(
+        promotion = self.control.promote(
             request.number, request.expected_active, request.note, request.force, request.actor
         )
         return retrieve_pb2.PromoteGenerationResponse(pointer=await self._govern(context, promotion))
 
     async def RollbackGeneration(self, request, context):
-        pointer = await self._govern(context, self.generations.rollback())
+        pointer = await self._govern(context, self.control.rollback())
         return retrieve_pb2.RollbackGenerationResponse(pointer=pointer)
 
     async def DropGeneration(self, request, context):
-        pointer = await self._govern(context, self.generations.drop(request.number))
+        pointer = await self._govern(context, self.control.drop(request.number))
         return retrieve_pb2.DropGenerationResponse(pointer=pointer)
 
 

@@ -4,7 +4,7 @@ from rag.v1 import events_pb2, retrieve_pb2, types_pb2
 from services.common.chunking import applies_to, chunkings_to_write, label
 from services.ingest.server import rechunk_versions
 from services.ingest.worker import shown
-from services.retrieve.generations import missing_documents
+from services.retrieve.control import missing_documents
 
 CONFIGURED = types_pb2.Chunking(target_tokens=200, overlap_tokens=24, chunker_version="structure-v1")
 SMALL = types_pb2.Chunking(target_tokens=48, overlap_tokens=8)

@@ -193,6 +193,58 @@ class WriterLease(_message.Message):
     expires_unix_ms: int
     def __init__(self, holder: _Optional[str] = ..., expires_unix_ms: _Optional[int] = ...) -> None: ...
 
+class SnapshotHeader(_message.Message):
+    __slots__ = ("record", "watermark", "embedding_model_id", "chunker_versions", "schema_version", "created_unix_ms", "documents", "chunks")
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CHUNKER_VERSIONS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    record: GenerationRecord
+    watermark: int
+    embedding_model_id: str
+    chunker_versions: _containers.RepeatedScalarFieldContainer[str]
+    schema_version: int
+    created_unix_ms: int
+    documents: int
+    chunks: int
+    def __init__(self, record: _Optional[_Union[GenerationRecord, _Mapping]] = ..., watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., chunker_versions: _Optional[_Iterable[str]] = ..., schema_version: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ...) -> None: ...
+
+class SnapshotDocument(_message.Message):
+    __slots__ = ("tenant", "doc_id", "state")
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    DOC_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    doc_id: str
+    state: IndexDocState
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., state: _Optional[_Union[IndexDocState, _Mapping]] = ...) -> None: ...
+
+class SnapshotChunks(_message.Message):
+    __slots__ = ("chunks", "vectors", "dimension", "live")
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
+    chunks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Chunk]
+    vectors: _containers.RepeatedScalarFieldContainer[float]
+    dimension: int
+    live: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ..., live: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class SnapshotEntry(_message.Message):
+    __slots__ = ("header", "document", "chunks")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    header: SnapshotHeader
+    document: SnapshotDocument
+    chunks: SnapshotChunks
+    def __init__(self, header: _Optional[_Union[SnapshotHeader, _Mapping]] = ..., document: _Optional[_Union[SnapshotDocument, _Mapping]] = ..., chunks: _Optional[_Union[SnapshotChunks, _Mapping]] = ...) -> None: ...
+
 class IndexDocState(_message.Message):
     __slots__ = ("active", "floor", "highest", "fields")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
