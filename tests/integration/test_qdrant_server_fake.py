@@ -1,11 +1,9 @@
-"""The local Qdrant REST server (tests/qdrant_server.py) under qdrant-client: the retrieve adapter
-and plain client calls get the answers qdrant-client's local mode gives for the same operations,
-errors and limits come as Qdrant's, injected write failures fail exactly the writes they name, and
-several processes share one server. With RAGMESH_TEST_QDRANT_URL set the same tests run against
+"""The local Qdrant REST server (tests/qdrant_server.py) under plain qdrant-client calls: the
+answers qdrant-client's local mode gives for the same operations, errors and limits as Qdrant's,
+several processes sharing one server. With RAGMESH_TEST_QDRANT_URL set the same tests run against
 that Qdrant server instead (the parts that need the local server skip)."""
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -17,14 +15,10 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 from qdrant_server import QdrantServer
 
-from rag.v1 import types_pb2
-from services.common.ids import chunk_id
-from services.retrieve.backends.base import SearchScope, parse_date
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 
 DIM = 8
 N = 57  # points in a filled collection: more than five pages of ten
-REAL_URL = os.environ.get("RAGMESH_TEST_QDRANT_URL", "")
 KINDS = ("a", "b", "c")
 
 
@@ -37,32 +31,9 @@ def payload(i: int) -> dict:
     return {"n": i, "kind": KINDS[i % 3], "tags": ["even" if i % 2 == 0 else "odd"], "group": {"id": i % 4}}
 
 
-@pytest.fixture(scope="module")
-def server():
-    if REAL_URL:
-        yield None
-        return
-    fake = QdrantServer().start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture
-def url(server):
-    return REAL_URL or server.url
-
-
-@pytest.fixture
-def fake(server):
-    if server is None:
-        pytest.skip("needs the local server: a real Qdrant does not fail on demand")
-    server.fail_writes(0)
-    return server
-
-
-@pytest.fixture
-def client(url):
-    c = QdrantClient(url=url, timeout=30)
+def client(qdrant_url):
+    c = QdrantClient(url=qdrant_url, timeout=30)
     yield c
     c.close()
 
@@ -72,16 +43,6 @@ def local():
     """qdrant-client's local mode: the reference the server's answers are compared with."""
     c = QdrantClient(location=":memory:")
     yield c
-    c.close()
-
-
-@pytest.fixture
-def name(url):
-    """A fresh collection, removed afterwards (a real server outlives the test)."""
-    collection = f"fake_{uuid.uuid4().hex[:10]}"
-    yield collection
-    c = QdrantClient(url=url, timeout=30, check_compatibility=False)
-    c.delete_collection(collection)
     c.close()
 
 
@@ -98,125 +59,6 @@ def everything(c: QdrantClient, name: str) -> dict:
 
 def status_and_error(exc: UnexpectedResponse) -> tuple[int, str]:
     return exc.status_code, exc.structured()["status"]["error"]
-
-
-# -- the retrieve adapter -------------------------------------------------------------------------
-
-
-def chunk(tenant, doc_id, version=1, ordinal=0, acl=("public",), metadata=None) -> types_pb2.Chunk:
-    return types_pb2.Chunk(
-        chunk_id=chunk_id(tenant, doc_id, version, ordinal),
-        tenant=tenant,
-        doc_id=doc_id,
-        version=version,
-        ordinal=ordinal,
-        text=f"{doc_id} part {ordinal}",
-        title=doc_id,
-        acl=list(acl),
-        metadata=metadata or {},
-    )
-
-
-CHUNKS = [
-    *(chunk("t1", "cats", ordinal=o) for o in range(3)),
-    *(chunk("t1", "dogs", ordinal=o, acl=("team",)) for o in range(2)),
-    chunk("t1", "news", metadata={"date": "2024-03-01", "lang": "en"}),
-    chunk("t1", "old", metadata={"date": "2019-06-01", "lang": "de"}),
-    *(chunk("t2", "cats", ordinal=o) for o in range(2)),
-]
-
-
-def adapter_vectors(chunks):
-    return [vector(uuid.UUID(c.chunk_id).int % 10_000) for c in chunks]
-
-
-@pytest.fixture
-def adapters(url, name, tmp_path):
-    remote = QdrantServerIndex(DIM, url=url, collection=name)
-    reference = QdrantServerIndex(DIM, path=str(tmp_path / "local"))
-    for index in (remote, reference):
-        index.open()
-        index.upsert(CHUNKS, adapter_vectors(CHUNKS))
-    yield remote, reference
-    remote.close()
-    reference.close()
-
-
-def hits(index, query: int, scope: SearchScope) -> list[tuple[str, float]]:
-    return [(h.chunk_id, h.score) for h in index.search(vector(query), scope, limit=20)]
-
-
-def assert_same_hits(found, reference, label=""):
-    assert [chunk for chunk, _ in found] == [chunk for chunk, _ in reference], label
-    assert [score for _, score in found] == pytest.approx([score for _, score in reference], abs=1e-5), label
-
-
-def test_adapter_searches_fetches_and_counts_as_local_mode(adapters):
-    remote, reference = adapters
-    scopes = {
-        "tenant, public only": (SearchScope("t1", ()), 5),
-        "tenant, with team acl": (SearchScope("t1", ("team",)), 7),
-        "other tenant": (SearchScope("t2", ()), 2),
-        "one document": (SearchScope("t1", ("team",), doc_ids=("dogs",)), 2),
-        "metadata": (SearchScope("t1", (), metadata=(("lang", ("en",)),)), 1),
-        "date range": (SearchScope("t1", (), date_from=parse_date("2020-01-01")), 1),
-    }
-    for label, (scope, expected) in scopes.items():
-        found = hits(remote, 7, scope)
-        assert len(found) == expected, label
-        assert_same_hits(found, hits(reference, 7, scope), label)
-    ids = [c.chunk_id for c in CHUNKS[:4]] + ["00000000-0000-0000-0000-000000000000"]
-    fetched = remote.fetch(ids)
-    assert fetched == reference.fetch(ids)
-    assert sorted(fetched) == sorted(ids[:4])
-    assert fetched[CHUNKS[3].chunk_id].acl == ["team"]
-    assert (remote.count(), remote.count("t1"), remote.count("t1", "cats")) == (9, 7, 3)
-
-
-def test_adapter_retires_old_versions_and_sets_fields_by_filter(adapters, client, name):
-    remote, reference = adapters
-    newer = [chunk("t1", "cats", version=2, ordinal=o) for o in range(2)]
-    for index in (remote, reference):
-        index.upsert(newer, adapter_vectors(newer))
-        index.retire("t1", "cats", keep_version=2)  # a must_not on the version
-        index.set_fields("t1", "cats", "Cats v2", ["team"], {"date": "2023-05-01", "lang": "fr"})
-        index.retire("t2", "cats", keep_version=None)
-    assert (remote.count("t1", "cats"), remote.count("t2"), remote.count()) == (2, 0, 6)
-    stored = everything(client, name)
-    cats = {p["chunk_id"]: p for p in stored.values() if p["doc_key"] == "t1/cats"}
-    assert sorted(cats) == sorted(c.chunk_id for c in newer)
-    for fields in cats.values():
-        assert (fields["version"], fields["title"], fields["acl"]) == (2, "Cats v2", ["team"])
-        assert fields["meta"] == {"date": "2023-05-01", "lang": "fr"} and fields["date"] == parse_date("2023-05-01")
-    untouched = [p for p in stored.values() if p["doc_key"] == "t1/dogs"]
-    assert [p["title"] for p in untouched] == ["dogs", "dogs"]
-    scope = SearchScope("t1", ("team",), metadata=(("lang", ("fr",)),))
-    found = hits(remote, 3, scope)
-    assert sorted(chunk for chunk, _ in found) == sorted(c.chunk_id for c in newer)
-    assert_same_hits(found, hits(reference, 3, scope))
-
-
-def test_adapter_creates_its_collection_and_payload_indexes(fake, name):
-    index = QdrantServerIndex(DIM, url=fake.url, collection=name)
-    index.open()
-    index.close()
-    assert name in fake.collection_names() and fake.count(name) == 0
-    calls = [(method, path) for method, path in fake.requests if name in path]
-    assert calls == [
-        ("GET", f"/collections/{name}/exists"),
-        ("PUT", f"/collections/{name}"),
-        ("GET", f"/collections/{name}"),
-        *[("PUT", f"/collections/{name}/index")] * 6,
-    ]
-    keyword, integer = models.PayloadSchemaType.KEYWORD, models.PayloadSchemaType.INTEGER
-    assert fake.payload_indexes(name) == {
-        "tenant": keyword,
-        "doc_id": keyword,
-        "doc_key": keyword,
-        "acl": keyword,
-        "version": integer,
-        "date": integer,
-    }
 
 
 # -- plain qdrant-client calls --------------------------------------------------------------------
@@ -259,76 +101,80 @@ FILTERS = {
 }
 
 
-def test_filtered_counts_and_nearest_points_match_local_mode(client, local, name):
-    fill(client, name)
-    fill(local, name)
-    assert client.count(name).count == local.count(name).count == N
+def test_filtered_counts_and_nearest_points_match_local_mode(client, local, qdrant_collection):
+    fill(client, qdrant_collection)
+    fill(local, qdrant_collection)
+    assert client.count(qdrant_collection).count == local.count(qdrant_collection).count == N
     for label, (where, keeps) in FILTERS.items():
         expected = {i for i in range(N) if keeps(i)}
-        assert client.count(name, count_filter=where, exact=True).count == len(expected), label
-        found = client.query_points(name, query=vector(1000), query_filter=where, limit=N).points
-        reference = local.query_points(name, query=vector(1000), query_filter=where, limit=N).points
+        assert client.count(qdrant_collection, count_filter=where, exact=True).count == len(expected), label
+        found = client.query_points(qdrant_collection, query=vector(1000), query_filter=where, limit=N).points
+        reference = local.query_points(qdrant_collection, query=vector(1000), query_filter=where, limit=N).points
         assert {p.id for p in found} == expected, label
         assert [p.id for p in found] == [p.id for p in reference], label
         assert [p.score for p in found] == pytest.approx([p.score for p in reference], abs=1e-5), label
 
 
-def test_query_returns_the_payload_fields_and_vectors_asked_for(client, name):
-    fill(client, name)
+def test_query_returns_the_payload_fields_and_vectors_asked_for(client, qdrant_collection):
+    fill(client, qdrant_collection)
     include = models.PayloadSelectorInclude(include=["n", "group"])
-    [best, *_] = client.query_points(name, query=vector(12), limit=3, with_payload=include, with_vectors=True).points
+    [best, *_] = client.query_points(
+        qdrant_collection, query=vector(12), limit=3, with_payload=include, with_vectors=True
+    ).points
     assert best.id == 12 and best.score == pytest.approx(1.0, abs=1e-5)
     assert best.payload == {"n": 12, "group": {"id": 0}}
     assert best.vector == pytest.approx(vector(12), abs=1e-5)
-    [bare] = client.query_points(name, query=vector(12), limit=1, with_payload=False).points
+    [bare] = client.query_points(qdrant_collection, query=vector(12), limit=1, with_payload=False).points
     assert (bare.id, bare.payload, bare.vector) == (12, None, None)
 
 
-def test_search_endpoint_answers_as_query(client, local, url, name):
+def test_search_endpoint_answers_as_query(client, local, qdrant_url, qdrant_collection):
     """POST /points/search: no longer called by qdrant-client, still served by Qdrant."""
-    fill(client, name)
-    fill(local, name)
+    fill(client, qdrant_collection)
+    fill(local, qdrant_collection)
     where, keeps = FILTERS["range and must_not"]
     body = {"vector": vector(5), "limit": 4, "filter": where.model_dump(exclude_none=True), "with_payload": ["n"]}
-    answer = httpx.post(f"{url}/collections/{name}/points/search", json=body, timeout=30).json()
-    reference = local.query_points(name, query=vector(5), query_filter=where, limit=4, with_payload=["n"]).points
+    answer = httpx.post(f"{qdrant_url}/collections/{qdrant_collection}/points/search", json=body, timeout=30).json()
+    reference = local.query_points(
+        qdrant_collection, query=vector(5), query_filter=where, limit=4, with_payload=["n"]
+    ).points
     assert answer["status"] == "ok"
     assert [(p["id"], p["payload"]) for p in answer["result"]] == [(p.id, p.payload) for p in reference]
     assert len(answer["result"]) == 4 and all(keeps(p["id"]) for p in answer["result"])
 
 
-def test_delete_by_filter_with_range_and_must_not_matches_local_mode(client, local, name):
+def test_delete_by_filter_with_range_and_must_not_matches_local_mode(client, local, qdrant_collection):
     where, keeps = FILTERS["range and must_not"]
     for c in (client, local):
-        fill(c, name)
-        c.delete(name, models.FilterSelector(filter=where), wait=True)
+        fill(c, qdrant_collection)
+        c.delete(qdrant_collection, models.FilterSelector(filter=where), wait=True)
     survivors = {i for i in range(N) if not keeps(i)}
-    assert set(everything(client, name)) == survivors == set(everything(local, name))
-    client.delete(name, models.PointIdsList(points=[0, 1, 999]), wait=True)
-    assert client.count(name).count == len(survivors) - 2
+    assert set(everything(client, qdrant_collection)) == survivors == set(everything(local, qdrant_collection))
+    client.delete(qdrant_collection, models.PointIdsList(points=[0, 1, 999]), wait=True)
+    assert client.count(qdrant_collection).count == len(survivors) - 2
 
 
-def test_payload_set_overwritten_and_keys_deleted_as_local_mode(client, local, name):
+def test_payload_set_overwritten_and_keys_deleted_as_local_mode(client, local, qdrant_collection):
     where = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value="b"))])
     for c in (client, local):
-        fill(c, name)
-        c.set_payload(name, {"flag": True, "group": {"name": "g"}}, points=where, wait=True)
-        c.overwrite_payload(name, {"only": "this"}, points=[0, 3], wait=True)
-        c.delete_payload(name, ["tags", "n"], points=models.FilterSelector(filter=where), wait=True)
-        c.set_payload(name, {"deep": 1}, points=[6], key="group", wait=True)
-    stored = everything(client, name)
-    assert stored == everything(local, name)
+        fill(c, qdrant_collection)
+        c.set_payload(qdrant_collection, {"flag": True, "group": {"name": "g"}}, points=where, wait=True)
+        c.overwrite_payload(qdrant_collection, {"only": "this"}, points=[0, 3], wait=True)
+        c.delete_payload(qdrant_collection, ["tags", "n"], points=models.FilterSelector(filter=where), wait=True)
+        c.set_payload(qdrant_collection, {"deep": 1}, points=[6], key="group", wait=True)
+    stored = everything(client, qdrant_collection)
+    assert stored == everything(local, qdrant_collection)
     assert stored[0] == stored[3] == {"only": "this"}
     assert stored[1] == {"kind": "b", "flag": True, "group": {"name": "g"}}
     assert stored[2] == payload(2)
     assert stored[6] == {"n": 6, "kind": "a", "tags": ["even"], "group": {"id": 2, "deep": 1}}
 
 
-def test_scroll_pages_through_every_point_once(client, name):
-    fill(client, name)
+def test_scroll_pages_through_every_point_once(client, qdrant_collection):
+    fill(client, qdrant_collection)
     seen, pages, offset = [], [], None
     for _ in range(N):  # bounded: an offset that does not advance must fail, not hang
-        points, offset = client.scroll(name, limit=10, offset=offset, with_payload=["n"])
+        points, offset = client.scroll(qdrant_collection, limit=10, offset=offset, with_payload=["n"])
         seen += [p.id for p in points]
         pages.append((len(points), offset))
         if offset is None:
@@ -336,28 +182,28 @@ def test_scroll_pages_through_every_point_once(client, name):
     assert seen == list(range(N))
     assert pages == [(10, 10), (10, 20), (10, 30), (10, 40), (10, 50), (7, None)]
     odd = models.Filter(must=[models.FieldCondition(key="tags", match=models.MatchValue(value="odd"))])
-    first, after = client.scroll(name, scroll_filter=odd, limit=4)
-    rest, end = client.scroll(name, scroll_filter=odd, limit=100, offset=after)
+    first, after = client.scroll(qdrant_collection, scroll_filter=odd, limit=4)
+    rest, end = client.scroll(qdrant_collection, scroll_filter=odd, limit=100, offset=after)
     assert [p.id for p in first + rest] == list(range(1, N, 2)) and end is None
 
 
-def test_retrieve_by_ids_and_get_one_point(client, name):
-    fill(client, name)
-    records = client.retrieve(name, [5, 3, 999], with_vectors=False)
+def test_retrieve_by_ids_and_get_one_point(client, qdrant_collection):
+    fill(client, qdrant_collection)
+    records = client.retrieve(qdrant_collection, [5, 3, 999], with_vectors=False)
     assert sorted((r.id, r.payload["n"]) for r in records) == [(3, 3), (5, 5)]
     assert all(r.vector is None for r in records)
-    one = client.http.points_api.get_point(name, 4).result
+    one = client.http.points_api.get_point(qdrant_collection, 4).result
     assert (one.id, one.payload) == (4, payload(4))
     assert one.vector == pytest.approx(vector(4), abs=1e-5)
     with pytest.raises(UnexpectedResponse) as missing:
-        client.http.points_api.get_point(name, 999)
+        client.http.points_api.get_point(qdrant_collection, 999)
     assert status_and_error(missing.value) == (404, "Not found: No point with id 999 found")
 
 
-def test_batch_update_applies_its_operations_in_order(client, name):
-    fill(client, name, n=4)
+def test_batch_update_applies_its_operations_in_order(client, qdrant_collection):
+    fill(client, qdrant_collection, n=4)
     results = client.batch_update_points(
-        name,
+        qdrant_collection,
         [
             models.UpsertOperation(upsert=models.PointsList(points=[models.PointStruct(id=9, vector=vector(9))])),
             models.SetPayloadOperation(set_payload=models.SetPayload(payload={"kind": "z"}, points=[9, 0])),
@@ -366,32 +212,32 @@ def test_batch_update_applies_its_operations_in_order(client, name):
         wait=True,
     )
     assert [r.status for r in results] == [models.UpdateStatus.COMPLETED] * 3
-    stored = everything(client, name)
+    stored = everything(client, qdrant_collection)
     assert sorted(stored) == [0, 2, 3, 9]
     assert stored[9] == {"kind": "z"} and stored[0]["kind"] == "z" and stored[2]["kind"] == "c"
 
 
-def test_collections_are_listed_described_and_deleted(client, name):
-    assert not client.collection_exists(name)
-    fill(client, name, n=5)
-    assert client.collection_exists(name)
-    assert name in {c.name for c in client.get_collections().collections}
-    info = client.get_collection(name)
+def test_collections_are_listed_described_and_deleted(client, qdrant_collection):
+    assert not client.collection_exists(qdrant_collection)
+    fill(client, qdrant_collection, n=5)
+    assert client.collection_exists(qdrant_collection)
+    assert qdrant_collection in {c.name for c in client.get_collections().collections}
+    info = client.get_collection(qdrant_collection)
     assert (info.points_count, info.config.params.vectors.size) == (5, DIM)
     assert info.config.params.vectors.distance == models.Distance.COSINE
-    client.create_payload_index(name, "kind", models.PayloadSchemaType.KEYWORD, wait=True)
-    assert client.get_collection(name).payload_schema["kind"].data_type == models.PayloadSchemaType.KEYWORD
-    client.delete_payload_index(name, "kind", wait=True)
-    assert "kind" not in client.get_collection(name).payload_schema
-    assert client.delete_collection(name) is True
-    assert client.delete_collection(name) is False
-    assert not client.collection_exists(name)
+    client.create_payload_index(qdrant_collection, "kind", models.PayloadSchemaType.KEYWORD, wait=True)
+    assert client.get_collection(qdrant_collection).payload_schema["kind"].data_type == models.PayloadSchemaType.KEYWORD
+    client.delete_payload_index(qdrant_collection, "kind", wait=True)
+    assert "kind" not in client.get_collection(qdrant_collection).payload_schema
+    assert client.delete_collection(qdrant_collection) is True
+    assert client.delete_collection(qdrant_collection) is False
+    assert not client.collection_exists(qdrant_collection)
 
 
 # -- errors and limits ----------------------------------------------------------------------------
 
 
-def test_errors_come_with_qdrants_status_and_words(client, url, name):
+def test_errors_come_with_qdrants_status_and_words(client, qdrant_url, qdrant_collection):
     missing = f"missing_{uuid.uuid4().hex[:8]}"
     for call in (
         lambda: client.get_collection(missing),
@@ -402,23 +248,25 @@ def test_errors_come_with_qdrants_status_and_words(client, url, name):
         with pytest.raises(UnexpectedResponse) as raised:
             call()
         assert status_and_error(raised.value) == (404, f"Not found: Collection `{missing}` doesn't exist!")
-    fill(client, name, n=3)
+    fill(client, qdrant_collection, n=3)
     dimension = "Wrong input: Vector dimension error: expected dim: 8, got 3"
     with pytest.raises(UnexpectedResponse) as raised:
-        client.upsert(name, [models.PointStruct(id=7, vector=[0.1, 0.2, 0.3])])
+        client.upsert(qdrant_collection, [models.PointStruct(id=7, vector=[0.1, 0.2, 0.3])])
     assert status_and_error(raised.value) == (400, dimension)
     with pytest.raises(UnexpectedResponse) as raised:
-        client.query_points(name, query=[0.1, 0.2, 0.3])
+        client.query_points(qdrant_collection, query=[0.1, 0.2, 0.3])
     assert status_and_error(raised.value) == (400, dimension)
     with pytest.raises(UnexpectedResponse) as raised:
-        fill(client, name)
-    assert status_and_error(raised.value) == (409, f"Wrong input: Collection `{name}` already exists!")
-    malformed = httpx.put(f"{url}/collections/{name}/points?wait=true", json={"points": [{"idx": 1}]}, timeout=30)
+        fill(client, qdrant_collection)
+    assert status_and_error(raised.value) == (409, f"Wrong input: Collection `{qdrant_collection}` already exists!")
+    malformed = httpx.put(
+        f"{qdrant_url}/collections/{qdrant_collection}/points?wait=true", json={"points": [{"idx": 1}]}, timeout=30
+    )
     assert malformed.status_code == 400
     assert malformed.json()["status"]["error"].startswith("Format error in JSON body: ")
-    assert client.count(name).count == 3
-    narrower = QdrantServerIndex(4, url=url, collection=name)
-    with pytest.raises(ValueError, match=f"collection {name} holds 8-d vectors, not 4-d"):
+    assert client.count(qdrant_collection).count == 3
+    narrower = QdrantServerIndex(4, url=qdrant_url, collection=qdrant_collection)
+    with pytest.raises(ValueError, match=f"collection {qdrant_collection} holds 8-d vectors, not 4-d"):
         narrower.open()
     narrower.close()
 
@@ -441,38 +289,6 @@ def test_a_body_over_the_size_limit_is_refused_as_qdrant_refuses_it():
         client.close()
     finally:
         small.stop()
-
-
-# -- injected write failures ----------------------------------------------------------------------
-
-
-def test_injected_failures_fail_the_next_writes_and_leave_reads_alone(fake, name):
-    index = QdrantServerIndex(DIM, url=fake.url, collection=name)
-    index.open()
-    first, second, third = CHUNKS[0:3], CHUNKS[3:5], CHUNKS[5:7]
-    fake.fail_writes(2, status=503)
-    for batch in (first, second):
-        with pytest.raises(UnexpectedResponse) as raised:
-            index.upsert(batch, adapter_vectors(batch))
-        assert status_and_error(raised.value) == (503, "Shard temporarily unavailable: injected failure")
-        assert index.count() == 0 and index.search(vector(1), SearchScope("t1", ()), 5) == []
-    index.upsert(third, adapter_vectors(third))
-    assert fake.faults.failed == 2
-    assert sorted(fake.payloads(name)) == sorted(c.chunk_id for c in third)
-    index.close()
-
-
-def test_an_injected_failure_after_the_write_leaves_it_applied(fake, name):
-    index = QdrantServerIndex(DIM, url=fake.url, collection=name)
-    index.open()
-    fake.fail_writes(1, status=500, applied=True)
-    with pytest.raises(UnexpectedResponse) as raised:
-        index.upsert(CHUNKS, adapter_vectors(CHUNKS))
-    assert status_and_error(raised.value) == (500, "Service internal error: injected failure")
-    assert fake.count(name) == len(CHUNKS)
-    index.upsert(CHUNKS, adapter_vectors(CHUNKS))  # the retry rewrites the same points
-    assert fake.count(name) == len(CHUNKS) and index.count("t1", "cats") == 3
-    index.close()
 
 
 # -- several processes ----------------------------------------------------------------------------
@@ -498,17 +314,17 @@ def run(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", WRITER, *args], stdout=subprocess.PIPE, text=True)
 
 
-def test_processes_share_the_server_and_see_each_others_writes(client, url, name):
-    fill(client, name, n=10)
-    writers = [run(url, name, str(first), "200") for first in (1000, 2000)]  # at the same time
+def test_processes_share_the_server_and_see_each_others_writes(client, qdrant_url, qdrant_collection):
+    fill(client, qdrant_collection, n=10)
+    writers = [run(qdrant_url, qdrant_collection, str(first), "200") for first in (1000, 2000)]  # at the same time
     for w in writers:
         w.communicate(timeout=120)
     assert [w.returncode for w in writers] == [0, 0]
     for first in (1000, 2000):
         mine = models.Filter(must=[models.FieldCondition(key="writer", match=models.MatchValue(value=first))])
-        assert client.count(name, count_filter=mine).count == 199
-    assert client.count(name).count == 10 + 199 + 199
-    client.delete(name, models.PointIdsList(points=[3, 4]), wait=True)
-    reader = run(url, name, "3000", "0")  # writes nothing, deletes a point that is not there
+        assert client.count(qdrant_collection, count_filter=mine).count == 199
+    assert client.count(qdrant_collection).count == 10 + 199 + 199
+    client.delete(qdrant_collection, models.PointIdsList(points=[3, 4]), wait=True)
+    reader = run(qdrant_url, qdrant_collection, "3000", "0")  # writes nothing, deletes a point that is not there
     report = json.loads(reader.communicate(timeout=120)[0])
     assert report == {"total": 8 + 199 + 199, "parent": [0, 1, 2]}
