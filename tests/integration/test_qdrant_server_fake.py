@@ -200,6 +200,31 @@ def test_retrieve_by_ids_and_get_one_point(client, qdrant_collection):
     assert status_and_error(missing.value) == (404, "Not found: No point with id 999 found")
 
 
+def test_named_vectors_updated_and_deleted_payload_cleared_queries_batched_as_local_mode(
+    client, local, qdrant_collection
+):
+    for c in (client, local):
+        dense = models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+        c.create_collection(qdrant_collection, vectors_config={"dense": dense})
+        points = [models.PointStruct(id=i, vector={"dense": vector(i)}, payload=payload(i)) for i in range(6)]
+        c.upsert(qdrant_collection, points, wait=True)
+        c.update_vectors(qdrant_collection, [models.PointVectors(id=1, vector={"dense": vector(100)})], wait=True)
+        c.delete_vectors(qdrant_collection, ["dense"], models.PointIdsList(points=[2]), wait=True)
+        c.clear_payload(qdrant_collection, models.PointIdsList(points=[3]), wait=True)
+    records = {r.id: r for r in client.retrieve(qdrant_collection, list(range(6)), with_vectors=True)}
+    assert records[1].vector["dense"] == pytest.approx(vector(100), abs=1e-5)
+    assert "dense" not in (records[2].vector or {}) and records[3].payload == {}
+    assert {i: r.payload for i, r in records.items()} == everything(local, qdrant_collection)
+    kind_a = models.Filter(must=[models.FieldCondition(key="kind", match=models.MatchValue(value="a"))])
+    requests = [
+        models.QueryRequest(query=vector(100), using="dense", limit=3),
+        models.QueryRequest(query=vector(4), using="dense", filter=kind_a, limit=5),
+    ]
+    found = [[p.id for p in r.points] for r in client.query_batch_points(qdrant_collection, requests)]
+    assert found == [[p.id for p in r.points] for r in local.query_batch_points(qdrant_collection, requests)]
+    assert found[0][0] == 1 and 2 not in found[0] and found[1] == [0]  # 3 was of kind a until cleared
+
+
 def test_batch_update_applies_its_operations_in_order(client, qdrant_collection):
     fill(client, qdrant_collection, n=4)
     results = client.batch_update_points(
