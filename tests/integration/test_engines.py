@@ -10,6 +10,7 @@ import pytest
 import tantivy
 from conftest import DATASETS
 from opensearch_server import OpenSearchServer
+from qdrant_server import QdrantServer as LocalQdrant
 
 from rag.v1 import types_pb2
 from services.cli.evaluate import read_jsonl
@@ -105,12 +106,18 @@ class QdrantLocal(Dense):
 
 
 class QdrantServer(Dense):
-    collection = f"conformance_{uuid.uuid4().hex[:8]}"
+    """The Qdrant server adapter against a real server (RAGMESH_TEST_QDRANT_URL) or the local server
+    speaking its REST protocol; every test gets a collection of its own."""
+
+    fake: LocalQdrant | None = None
 
     def __init__(self, path):
         url = os.environ.get("RAGMESH_TEST_QDRANT_URL", "")
         if not url:
-            pytest.skip("RAGMESH_TEST_QDRANT_URL is not set")
+            if QdrantServer.fake is None:
+                QdrantServer.fake = LocalQdrant().start()
+            url = QdrantServer.fake.url
+        self.collection = getattr(self, "collection", None) or f"conformance_{uuid.uuid4().hex[:8]}"
         self.index = QdrantServerIndex(DIM, url=url, collection=self.collection)
         self.index.open()
 
@@ -146,7 +153,10 @@ ENGINES = {
 def engine(request, tmp_path):
     e = request.param(tmp_path)
     yield e
-    e.index.close()
+    if isinstance(e, QdrantServer | OpenSearch):
+        e.index.destroy()  # a server outlives the test: leave nothing behind
+    else:
+        e.index.close()
 
 
 def ids(hits):

@@ -12,7 +12,7 @@ from qdrant_client.http.exceptions import UnexpectedResponse
 
 from rag.v1 import types_pb2
 from services.common.ids import chunk_id
-from services.retrieve.backends.base import SearchScope, parse_date
+from services.retrieve.backends.base import ChunkWrite, DocFields, SearchScope, parse_date
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 
 DIM = 8
@@ -59,13 +59,21 @@ def adapter_vectors(chunks):
     return [vector(uuid.UUID(c.chunk_id).int % 10_000) for c in chunks]
 
 
+def writes(chunks, live=True) -> list[ChunkWrite]:
+    """Chunks as the index consumer writes them, each with its own ACL and metadata as fields."""
+    return [
+        ChunkWrite(c, DocFields.of("", c.acl, c.metadata), live, tuple(v))
+        for c, v in zip(chunks, adapter_vectors(chunks), strict=True)
+    ]
+
+
 @pytest.fixture
 def adapters(qdrant_url, qdrant_collection, tmp_path):
     remote = QdrantServerIndex(DIM, url=qdrant_url, collection=qdrant_collection)
     reference = QdrantServerIndex(DIM, path=str(tmp_path / "local"))
     for index in (remote, reference):
         index.open()
-        index.upsert(CHUNKS, adapter_vectors(CHUNKS))
+        index.upsert(writes(CHUNKS))
     yield remote, reference
     remote.close()
     reference.close()
@@ -102,14 +110,15 @@ def test_adapter_searches_fetches_and_counts_as_local_mode(adapters):
     assert (remote.count(), remote.count("t1"), remote.count("t1", "cats")) == (9, 7, 3)
 
 
-def test_adapter_retires_old_versions_and_sets_fields_by_filter(adapters):
+def test_adapter_activates_retires_and_sets_fields_by_filter(adapters):
     remote, reference = adapters
     newer = [chunk("t1", "cats", version=2, ordinal=o) for o in range(2)]
+    fields = DocFields.of("Cats v2", ["team"], {"date": "2023-05-01", "lang": "fr"}, revision=2)
     for index in (remote, reference):
-        index.upsert(newer, adapter_vectors(newer))
-        index.retire("t1", "cats", keep_version=2)  # a must_not on the version
-        index.set_fields("t1", "cats", "Cats v2", ["team"], {"date": "2023-05-01", "lang": "fr"})
-        index.retire("t2", "cats", keep_version=None)
+        index.upsert(writes(newer, live=False))
+        index.rewrite("t1", "cats", fields, 2)  # the new version live, every chunk with the new fields
+        index.retire("t1", "cats", 2)  # a range on the version
+        index.retire("t2", "cats", 2)
     assert (remote.count("t1", "cats"), remote.count("t2"), remote.count()) == (2, 0, 6)
     stored = stored_fields(remote)
     cats = {p["chunk_id"]: p for p in stored.values() if p["doc_key"] == "t1/cats"}
@@ -135,7 +144,7 @@ def test_adapter_creates_its_collection_and_payload_indexes(qdrant_fake, qdrant_
         ("GET", f"/collections/{qdrant_collection}/exists"),
         ("PUT", f"/collections/{qdrant_collection}"),
         ("GET", f"/collections/{qdrant_collection}"),
-        *[("PUT", f"/collections/{qdrant_collection}/index")] * 6,
+        *[("PUT", f"/collections/{qdrant_collection}/index")] * 7,
     ]
     keyword, integer = models.PayloadSchemaType.KEYWORD, models.PayloadSchemaType.INTEGER
     assert qdrant_fake.payload_indexes(qdrant_collection) == {
@@ -145,6 +154,7 @@ def test_adapter_creates_its_collection_and_payload_indexes(qdrant_fake, qdrant_
         "acl": keyword,
         "version": integer,
         "date": integer,
+        "live": integer,
     }
 
 
@@ -158,10 +168,10 @@ def test_injected_failures_fail_the_next_writes_and_leave_reads_alone(qdrant_fak
     qdrant_fake.fail_writes(2, status=503)
     for batch in (first, second):
         with pytest.raises(UnexpectedResponse) as raised:
-            index.upsert(batch, adapter_vectors(batch))
+            index.upsert(writes(batch))
         assert status_and_error(raised.value) == (503, "Shard temporarily unavailable: injected failure")
         assert index.count() == 0 and index.search(vector(1), SearchScope("t1", ()), 5) == []
-    index.upsert(third, adapter_vectors(third))
+    index.upsert(writes(third))
     assert qdrant_fake.faults.failed == 2
     assert sorted(qdrant_fake.payloads(qdrant_collection)) == sorted(c.chunk_id for c in third)
     index.close()
@@ -172,9 +182,9 @@ def test_an_injected_failure_after_the_write_leaves_it_applied(qdrant_fake, qdra
     index.open()
     qdrant_fake.fail_writes(1, status=500, applied=True)
     with pytest.raises(UnexpectedResponse) as raised:
-        index.upsert(CHUNKS, adapter_vectors(CHUNKS))
+        index.upsert(writes(CHUNKS))
     assert status_and_error(raised.value) == (500, "Service internal error: injected failure")
     assert qdrant_fake.count(qdrant_collection) == len(CHUNKS)
-    index.upsert(CHUNKS, adapter_vectors(CHUNKS))  # the retry rewrites the same points
+    index.upsert(writes(CHUNKS))  # the retry rewrites the same points
     assert qdrant_fake.count(qdrant_collection) == len(CHUNKS) and index.count("t1", "cats") == 3
     index.close()
