@@ -102,10 +102,14 @@ class Index:
         return scores
 
 
+WRITES = ("_bulk", "_update_by_query", "_delete_by_query", "_refresh")
+
+
 class OpenSearchServer:
     def __init__(self) -> None:
         self.indexes: dict[str, Index] = {}
         self.lock = threading.Lock()
+        self.failing, self.failed = 0, 0  # write requests still to fail, and how many did
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -144,8 +148,18 @@ class OpenSearchServer:
     def stop(self) -> None:
         self.http.shutdown()
 
+    def fail_writes(self, count: int) -> None:
+        """The next `count` write requests answer 503 without taking effect, as an overloaded node does."""
+        with self.lock:
+            self.failing = count
+
     def route(self, method: str, path: str, query: dict, raw: str) -> tuple[int, dict | None]:
         parts = [p for p in path.split("/") if p]
+        if self.failing and parts and parts[-1] in WRITES:
+            self.failing -= 1
+            self.failed += 1
+            error = {"type": "cluster_block_exception", "reason": "injected failure"}
+            return 503, {"error": {"root_cause": [error], **error}, "status": 503}
         if not parts:
             return 200, {"name": "fake", "version": {"distribution": "opensearch", "number": "2.19.0"}}
         if parts == ["_bulk"]:

@@ -123,6 +123,7 @@ class GenerationControl:
 
     async def describe(self) -> list[retrieve_pb2.GenerationInfo]:
         infos = []
+        writer = await self.g.lease.holder_now() if self.g.lease is not None else ""
         active = self.g.open.get(self.g.pointer.active)
         reference = await active.state.versions() if active else {}
         for number, g in sorted(self.g.open.items()):
@@ -141,8 +142,7 @@ class GenerationControl:
                     documents=len(versions),
                     missing_documents=missing_documents(reference, versions),
                     caught_up=g.caught_up,
-                    writer=getattr(g.state, "progress_writer", "")
-                    or (self.g.holder if self.g.writing and self.g.shared else ""),
+                    writer=writer,
                 )
             )
         return infos

@@ -31,7 +31,6 @@ class SharedState:
         self.watermark = 0
         self.model_id = ""
         self.chunkers: set[str] = set()
-        self.progress_writer = ""
 
     def _key(self, key: Key) -> str:
         return f"g{self.number}.{key[0]}.{token(key[1])}"
@@ -50,7 +49,6 @@ class SharedState:
         self.model_id = progress.embedding_model_id or self.model_id
         self.chunkers = set(progress.chunker_versions) or self.chunkers
         self.schema_version = progress.schema_version or self.schema_version
-        self.progress_writer = progress.writer
 
     async def load(self, keys: Iterable[Key]) -> dict[Key, DocState]:
         keys = list(set(keys))
