@@ -1,6 +1,7 @@
 """Ingestion under real faults, with real processes: a worker SIGKILLed mid-job, nats-server
 killed during a bulk import, metadata-only updates, retries, every format end to end."""
 
+import asyncio
 import json
 import os
 import signal
@@ -10,8 +11,12 @@ import grpc
 import pytest
 from fixtures import docx, pdf
 from helpers import free_port_block
+from nats.js.errors import ObjectNotFoundError
 
 from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from services.common import natsio
+from services.common.ids import sha256_hex
+from services.ingest.storage import object_name
 
 from .system import System
 
@@ -186,3 +191,38 @@ def test_oversized_upload_is_refused_before_it_completes(system, client):
         client.stub.IngestDocument(pieces, metadata=client.metadata, timeout=60)
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "limit" in error.value.details()
+
+
+def raw_objects(system, tenant: str, doc_id: str, contents: list[bytes]) -> list[bool]:
+    """Whether the object store still holds each content's raw bytes for the document."""
+
+    async def look() -> list[bool]:
+        nc = await natsio.connect(f"nats://127.0.0.1:{system.port_base}", "test")
+        try:
+            store = await nc.jetstream().object_store(natsio.OBJECTS_RAW)
+            found = []
+            for content in contents:
+                try:
+                    await store.get_info(object_name(tenant, doc_id, sha256_hex(content)))
+                    found.append(True)
+                except ObjectNotFoundError:
+                    found.append(False)
+            return found
+        finally:
+            await nc.close()
+
+    return asyncio.run(look())
+
+
+def test_replaced_and_deleted_documents_keep_no_raw_bytes(system, client):
+    first, second = b"The ferry leaves at nine from pier four.", b"The ferry now leaves at ten from pier two."
+    client.ingest_and_wait("ferry.txt", first)
+    assert raw_objects(system, "faults", "ferry.txt", [first]) == [True]
+    client.ingest_and_wait("ferry.txt", second)
+    for _ in range(50):  # removed once the newer version is indexed
+        if raw_objects(system, "faults", "ferry.txt", [first, second]) == [False, True]:
+            break
+        time.sleep(0.2)
+    assert raw_objects(system, "faults", "ferry.txt", [first, second]) == [False, True]
+    client.stub.DeleteDocument(gateway_pb2.DeleteDocumentRequest(doc_id="ferry.txt"), metadata=client.metadata)
+    assert raw_objects(system, "faults", "ferry.txt", [first, second]) == [False, False]
