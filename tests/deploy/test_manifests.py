@@ -139,9 +139,9 @@ def test_internal_services_accept_only_their_callers(rendered):
                 name = peer.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/name")
                 if target and name:
                     callers.setdefault(target, set()).add(name)
-    assert callers["embed"] == {"ingest", "retrieve", "generate"}
+    assert callers["embed"] == {"ingest", "retrieve", "retrieve-indexer", "generate"}
     assert callers["ingest"] == callers["retrieve"] == callers["generate"] == {"gateway"}
-    assert callers["nats"] == {"gateway", "ingest", "retrieve", "nats"}
+    assert callers["nats"] == {"gateway", "ingest", "retrieve", "retrieve-indexer", "nats"}
 
 
 def settings_names(cls) -> set[str]:
@@ -215,9 +215,22 @@ def test_cluster_overlay_runs_the_cluster_engines(rendered):
     workloads = {o["metadata"]["name"]: o for o in objects(rendered, *WORKLOADS)}
     if overlay == "cluster":
         assert shared["RAGMESH_DENSE_URL"] and shared["RAGMESH_LEXICAL_URL"]
+        # Searchers never write the shared engines; indexers contend for the one writer's lease.
+        roles = {
+            name: {
+                e["name"]: e.get("value") for e in workloads[name]["spec"]["template"]["spec"]["containers"][0]["env"]
+            }
+            for name in ("retrieve", "retrieve-indexer")
+        }
+        assert roles["retrieve"]["RAGMESH_INDEX_WRITER"] == "false"
+        assert roles["retrieve-indexer"]["RAGMESH_INDEX_WRITER"] == "true"
+        assert workloads["retrieve-indexer"]["spec"]["replicas"] == 2
         assert workloads["nats"]["spec"]["replicas"] == 3 and shared["RAGMESH_NATS_REPLICAS"] == "3"
         assert {"qdrant", "opensearch", "otel-collector", "jaeger"} <= set(workloads)
         assert workloads["nats"]["spec"]["volumeClaimTemplates"]
     else:
         assert "RAGMESH_DENSE_URL" not in shared and workloads["nats"]["spec"]["replicas"] == 1
         assert workloads["retrieve"]["spec"]["volumeClaimTemplates"]
+        # Each embedded replica applies the stream through a consumer of its own.
+        env = {e["name"]: e for e in workloads["retrieve"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert env["RAGMESH_CONSUMER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
