@@ -32,13 +32,13 @@ from services.retrieve import snapshots
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
-from services.retrieve.backends.tantivy_index import TantivyIndex
+from services.retrieve.backends.tantivy_index import LayoutError, TantivyIndex
 from services.retrieve.consumer import IndexConsumer
 from services.retrieve.lease import Lease
 from services.retrieve.maintenance import Maintenance
 from services.retrieve.seed import seed_from
 from services.retrieve.shared_state import SharedState
-from services.retrieve.state import LocalState
+from services.retrieve.state import INDEX_SCHEMA_VERSION, LocalState
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,24 @@ class Generations:
             await state.open()
         else:
             state.open()
+            try:
+                await asyncio.to_thread(lexical.open)
+                older = bool(state.watermark) and state.schema_version < INDEX_SCHEMA_VERSION
+                if older:
+                    lexical.close()
+            except LayoutError:
+                older = True
+            if older:
+                # Built by an earlier release: rebuilt from the index stream (or a snapshot).
+                log.warning(
+                    "index generation of an older layout rebuilt", extra={"fields": {"generation": record.number}}
+                )
+                state.close()
+                await asyncio.to_thread(self._remove_local, record.number)
+                return await self._open_local(record)
         await asyncio.to_thread(dense.open)
-        await asyncio.to_thread(lexical.open)
+        if isinstance(state, SharedState):
+            await asyncio.to_thread(lexical.open)
         generation = Generation(record, dense, lexical, state, ready_lag=self.settings.ready_max_lag)
         generation.stream_last = await self.stream_last()
         return generation
@@ -228,6 +244,16 @@ class Generations:
             generation.dense.close()
             generation.lexical.close()
             generation.state.close()
+
+    def _remove_local(self, number: int) -> None:
+        """Everything a generation keeps on this replica's disk: engines and state."""
+        folder = self._folder(number)
+        for part in ("dense", "lexical", "state.db", "state.db-wal", "state.db-shm"):
+            path = folder / part
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
     async def _destroy(self, generation: Generation) -> None:
         """Remove everything a generation stored: engines, state, its stream consumer."""
