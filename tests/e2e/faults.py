@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 from conftest import DATASETS
 
-from rag.v1 import gateway_pb2, types_pb2
+from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
 from services.cli.evaluate import read_jsonl
 
 RETRIED = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL}
@@ -172,3 +172,23 @@ def check_searches(search, workload: Workload, records: dict) -> None:
         if want.acl != ["public"]:
             outsider = sorted(everyone - set(want.acl) - {"public"})
             assert search(doc_id, want.content.decode()[:200], outsider) == [], f"{doc_id} leaked past its ACL"
+
+
+def retrieve_searcher(port: int, tenant: str):
+    """search(doc_id, query, principals) against one retrieve replica: every chunk of the document
+    among the first hundred, as the caller's principals may see them."""
+
+    def search(doc_id: str, query: str, principals: list[str]):
+        request = retrieve_pb2.RetrieveRequest(
+            tenant=tenant,
+            principals=principals,
+            query=query,
+            top_k=100,
+            doc_ids=[doc_id],
+            fusion=types_pb2.FusionParams(method="dense", candidate_depth=100),
+        )
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = retrieve_pb2_grpc.RetrieveServiceStub(channel)
+            return list(patiently(lambda: stub.Retrieve(request, timeout=30)).hits)
+
+    return search

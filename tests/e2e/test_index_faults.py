@@ -13,11 +13,11 @@ import grpc
 import pytest
 from helpers import free_port_block
 
-from rag.v1 import retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from rag.v1 import retrieve_pb2, retrieve_pb2_grpc
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 
-from .faults import Killer, Workload, check_engine, check_searches, patiently, settled_registry
+from .faults import Killer, Workload, check_engine, check_searches, patiently, retrieve_searcher, settled_registry
 from .system import System
 
 pytestmark = pytest.mark.e2e
@@ -29,23 +29,6 @@ ENV = {
     "RAGMESH_MAX_DELIVERIES": "50",  # faults keep coming: a job must outlast them, not be dead-lettered
     "RAGMESH_INDEX_LINGER_SECONDS": "0.02",
 }
-
-
-def retrieve_search(system):
-    def search(doc_id: str, query: str, principals: list[str]):
-        request = retrieve_pb2.RetrieveRequest(
-            tenant=TENANT,
-            principals=principals,
-            query=query,
-            top_k=100,
-            doc_ids=[doc_id],
-            fusion=types_pb2.FusionParams(method="dense", candidate_depth=100),
-        )
-        with grpc.insecure_channel(f"127.0.0.1:{system.port_base + 4}") as channel:
-            stub = retrieve_pb2_grpc.RetrieveServiceStub(channel)
-            return list(patiently(lambda: stub.Retrieve(request, timeout=30)).hits)
-
-    return search
 
 
 def caught_up(system) -> None:
@@ -81,7 +64,7 @@ def test_killed_processes_lose_nothing_double_nothing_and_resurrect_nothing(tmp_
         assert sorted(killer.killed) == sorted(["ingest", "retrieve", "embed", "nats"] * 2), killer.killed
         records = settled_registry(client, workload)
         caught_up(system)
-        check_searches(retrieve_search(system), workload, records)
+        check_searches(retrieve_searcher(system.port_base + 4, TENANT), workload, records)
         system.stop()
         stopped = True
         # The engines themselves, opened from the data folder once everything has stopped.

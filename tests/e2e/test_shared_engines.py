@@ -19,11 +19,11 @@ from helpers import free_port_block, port_free
 from opensearch_server import OpenSearchServer
 from qdrant_server import QdrantServer
 
-from rag.v1 import retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from rag.v1 import retrieve_pb2, retrieve_pb2_grpc
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 
-from .faults import Killer, Workload, check_engine, check_searches, patiently, settled_registry
+from .faults import Killer, Workload, check_engine, check_searches, patiently, retrieve_searcher, settled_registry
 from .system import System
 
 pytestmark = pytest.mark.e2e
@@ -101,21 +101,6 @@ def wait_caught_up(ports: list[int], timeout: float = 300) -> list[retrieve_pb2.
         time.sleep(0.5)
 
 
-def searcher(port: int):
-    def search(doc_id: str, query: str, principals: list[str]):
-        request = retrieve_pb2.RetrieveRequest(
-            tenant=TENANT,
-            principals=principals,
-            query=query,
-            top_k=100,
-            doc_ids=[doc_id],
-            fusion=types_pb2.FusionParams(method="dense", candidate_depth=100),
-        )
-        return list(patiently(lambda: stub(port).Retrieve(request, timeout=30)).hits)
-
-    return search
-
-
 def test_three_replicas_share_engines_with_one_writer_through_faults(tmp_path, engines):
     (qdrant_url, qdrant), (opensearch_url, opensearch) = engines
     names = {"RAGMESH_DENSE_COLLECTION": f"e2e_{uuid.uuid4().hex[:8]}", "RAGMESH_LEXICAL_INDEX": f"e2e-{os.getpid()}"}
@@ -158,7 +143,7 @@ def test_three_replicas_share_engines_with_one_writer_through_faults(tmp_path, e
         infos = wait_caught_up(ports)
         assert len({i.writer for i in infos}) == 1
         for port in ports:
-            check_searches(searcher(port), workload, records)
+            check_searches(retrieve_searcher(port, TENANT), workload, records)
         dense = QdrantServerIndex(384, url=qdrant_url, collection=names["RAGMESH_DENSE_COLLECTION"])
         lexical = OpenSearchIndex(opensearch_url, names["RAGMESH_LEXICAL_INDEX"])
         dense.open()
