@@ -16,7 +16,7 @@ from benchmarks.common import DBPEDIA, NO_LIMITS, BenchSystem, read_jsonl
 from rag.v1 import embed_pb2, embed_pb2_grpc, gateway_pb2, gateway_pb2_grpc, types_pb2
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.ingest.chunker import chunk_document
-from services.ingest.parsers import parse
+from services.ingest.parsing import parse
 
 
 def as_documents(abstracts: list[dict], per_document: int) -> list[dict]:

@@ -29,7 +29,7 @@ from services.common.usage import UsageStore
 from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
-from services.ingest.parsers import parse
+from services.ingest.parsing import ParseOptions, parse
 from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
 from services.ingest.scheduler import FairJobQueue
 
@@ -257,7 +257,8 @@ class IngestWorker:
             if parsed is None:
                 data = job.content or (await self.objects.get(job.object_name)).data
                 with tracer.start_as_current_span("rag.ingest.parse") as span:
-                    parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
+                    options = ParseOptions(content_type=job.content_type, source_name=job.source_name, title=job.title)
+                    parsed = await asyncio.to_thread(parse, data, options)
                     span.set_attribute("rag.bytes", len(data))
                 title, warnings = parsed.title, parsed.warnings
             with tracer.start_as_current_span("rag.ingest.chunk") as span:

@@ -5,8 +5,8 @@ from fixtures import docx, pdf, pdf_with_table, zip_bomb
 
 from services.ingest.chunker import chunk_document
 from services.ingest.document import TABLE, DocumentError
-from services.ingest.office import DOCX
-from services.ingest.parsers import parse, sniff
+from services.ingest.parsing import parse, sniff
+from services.ingest.parsing.formats.docx import DOCX
 
 REPORT = [
     [
@@ -38,8 +38,10 @@ def test_pdf_page_without_text_layer_is_reported():
 
 
 def test_pdf_with_no_text_at_all_fails_with_a_reason():
-    with pytest.raises(DocumentError, match="no page has a text layer"):
+    with pytest.raises(DocumentError, match="no page has text, not even by OCR"):
         parse(pdf([["x"], ["y"]], blank_pages=(1, 2)))
+    with pytest.raises(DocumentError, match="no page has a text layer"):
+        parse(pdf([["x"], ["y"]], blank_pages=(1, 2)), ocr_engine="off")
 
 
 def test_pdf_table_keeps_its_cells():
