@@ -29,7 +29,7 @@ from services.common.usage import UsageStore
 from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
-from services.ingest.parsing import ParseOptions, parse
+from services.ingest.job_parsing import JobParser
 from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
 from services.ingest.scheduler import FairJobQueue
 
@@ -69,6 +69,7 @@ class IngestWorker:
         self.settings = settings
         self.count_tokens = count_tokens
         self.budget = ByteBudget(settings.worker_bytes_in_flight)
+        self.parser = JobParser(settings)  # parsing processes start on first use
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -80,6 +81,7 @@ class IngestWorker:
         """Stop taking jobs; let the ones in hand finish."""
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.parser.close()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -257,8 +259,7 @@ class IngestWorker:
             if parsed is None:
                 data = job.content or (await self.objects.get(job.object_name)).data
                 with tracer.start_as_current_span("rag.ingest.parse") as span:
-                    options = ParseOptions(content_type=job.content_type, source_name=job.source_name, title=job.title)
-                    parsed = await asyncio.to_thread(parse, data, options)
+                    parsed = await self.parser.parse(job, data)
                     span.set_attribute("rag.bytes", len(data))
                 title, warnings = parsed.title, parsed.warnings
             with tracer.start_as_current_span("rag.ingest.chunk") as span:

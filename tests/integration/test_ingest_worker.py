@@ -51,6 +51,7 @@ async def setup(nats_server, embed_addr, count_tokens):
         settings = IngestSettings(embed_batch_size=4, chunk_target_tokens=32, chunk_overlap_tokens=0)
         worker = IngestWorker(js, registry, objects, embed_pb2_grpc.EmbedServiceStub(channel), settings, count_tokens)
         yield js, registry, worker
+        worker.parser.close()
     await natsio.close(nc)
 
 

@@ -168,7 +168,7 @@ class _Reader:
         width, height = page.get_size()
         out = []
         for image in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=3):
-            left, bottom, right, top = image.get_pos()
+            left, bottom, right, top = image.get_bounds()
             w, h = right - left, top - bottom
             if w < MIN_IMAGE_POINTS[0] or h < MIN_IMAGE_POINTS[1] or w * h >= SCAN_SHARE * width * height:
                 continue

@@ -1,0 +1,115 @@
+"""PDFs as they come: scanned pages (OCR), pictures of text, tables, files pypdf cannot read,
+encrypted files, and files built to exhaust a parser. Made here from known text."""
+
+import io
+
+import pytest
+from fixtures import pdf_with_table
+from fpdf import FPDF
+from pypdf import PdfWriter
+
+from benchmarks.documents import (
+    PAGES,
+    accuracy,
+    degrade,
+    pdf_bomb,
+    pdf_with_picture_of_text,
+    picture,
+    scanned_pdf,
+    text_pdf,
+)
+from services.ingest.chunker import chunk_document
+from services.ingest.document import OCR, PROSE, TABLE, DocumentError
+from services.ingest.parsing import parse
+
+
+def joined(*pdfs: bytes) -> bytes:
+    writer = PdfWriter()
+    for data in pdfs:
+        writer.append(io.BytesIO(data))
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_scanned_page_is_read_by_ocr_and_its_chunks_say_so(count_tokens):
+    doc = parse(joined(text_pdf(PAGES[:1]), scanned_pdf([picture(PAGES[1])])), source_name="scan.pdf")
+    assert [(b.kind, b.page) for b in doc.blocks] == [(PROSE, 1), (OCR, 2)]
+    assert doc.blocks[0].text == PAGES[0]
+    chars, words = accuracy(PAGES[1], doc.blocks[1].text)  # a clean 200 dpi scan
+    assert chars >= 0.97 and words >= 0.9, (chars, words, doc.blocks[1].text)
+    chunks = chunk_document(doc, count_tokens, target_tokens=40, overlap_tokens=0)
+    assert {(c.kind, c.page_start, c.page_end) for c in chunks} == {(PROSE, 1, 1), (OCR, 2, 2)}
+    assert not doc.warnings
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2])
+def test_a_page_scanned_sideways_or_upside_down_is_read_upright(quarter_turns):
+    doc = parse(scanned_pdf([degrade(picture(PAGES[2]), quarter_turns=quarter_turns)]))
+    chars, _ = accuracy(PAGES[2], doc.text)
+    assert chars >= 0.95, (chars, doc.text)
+
+
+def test_text_inside_a_picture_on_a_text_page_is_read():
+    doc = parse(pdf_with_picture_of_text("Sales rose in spring.", "Figure 2: Quarterly revenue by region"))
+    assert [(b.kind, b.text) for b in doc.blocks] == [
+        (PROSE, "Sales rose in spring."),
+        (OCR, "Figure 2: Quarterly revenue by region"),
+    ]
+
+
+def test_ocr_off_leaves_scanned_pages_listed_as_without_text():
+    with pytest.raises(DocumentError, match="no page has a text layer .* OCR is off"):
+        parse(scanned_pdf([picture(PAGES[0])]), ocr_engine="off")
+
+
+def test_a_pdf_table_becomes_rows_with_their_header_names():
+    doc = parse(pdf_with_table([["Model", "Count"], ["Falcon", "12"], ["Osprey", "7"]]))
+    assert [(b.kind, b.text) for b in doc.blocks] == [
+        (PROSE, "Fleet inventory by model."),
+        (TABLE, "Model: Falcon; Count: 12\nModel: Osprey; Count: 7"),
+    ]
+
+
+def test_a_pdf_pypdf_cannot_read_is_read_by_pdfium():
+    data = text_pdf(PAGES[:2])
+    broken = data[: data.rfind(b"xref")]  # no cross-reference table, no trailer
+    doc = parse(broken)
+    assert [b.page for b in doc.blocks] == [1, 2]
+    assert doc.blocks[0].text == PAGES[0] and doc.blocks[1].text == PAGES[1]
+    assert len(doc.warnings) == 1 and doc.warnings[0].startswith("read with PDFium: pypdf could not")
+
+
+def encrypted(user: str, owner: str = "owner-secret") -> bytes:
+    doc = FPDF()
+    doc.set_encryption(owner_password=owner, user_password=user)
+    doc.set_font("Helvetica", size=12)
+    doc.add_page()
+    doc.multi_cell(w=0, text=PAGES[0])
+    return bytes(doc.output())
+
+
+def test_an_encrypted_pdf_opens_with_its_password_and_fails_clearly_without():
+    data = encrypted(user="s3cret-pw")
+    with pytest.raises(DocumentError, match="^the PDF is encrypted: give its password with the upload$"):
+        parse(data)
+    with pytest.raises(DocumentError, match="^the password given does not open this PDF$") as failure:
+        parse(data, password="wrong-pw")
+    assert "wrong-pw" not in str(failure.value)
+    assert parse(data, password="s3cret-pw").text == PAGES[0]
+
+
+def test_a_pdf_restricted_only_by_an_owner_password_needs_none():
+    assert parse(encrypted(user="")).text == PAGES[0]
+
+
+def test_a_pdf_over_the_page_object_or_content_caps_fails_before_extraction():
+    with pytest.raises(DocumentError, match="^the PDF has 3 pages; the limit is 2$"):
+        parse(text_pdf(PAGES), pdf_max_pages=2)
+    with pytest.raises(DocumentError, match=r"^the PDF has \d+ objects; the limit is 5$"):
+        parse(text_pdf(PAGES), pdf_max_objects=5)
+    # 2,000 pages sharing one 1 MiB content stream: 2 GiB of content to interpret.
+    with pytest.raises(
+        DocumentError, match="more than 268435456 bytes of content to interpret .reached on page 257 of"
+    ):
+        parse(pdf_bomb())
