@@ -29,6 +29,16 @@ def text_pdf(pages: list[str], size: int = 12) -> bytes:
     return bytes(doc.output())
 
 
+def encrypted_pdf(text: str, user: str, owner: str = "owner-secret") -> bytes:
+    """Opened with `user` (or, when it is empty, by anyone: only `owner` may change it)."""
+    doc = FPDF()
+    doc.set_encryption(owner_password=owner, user_password=user)
+    doc.set_font("Helvetica", size=12)
+    doc.add_page()
+    doc.multi_cell(w=0, text=text)
+    return bytes(doc.output())
+
+
 def picture(text: str, dpi: int = 200, size: int = 12) -> Image.Image:
     """A page of `text` as a scanner at `dpi` would see it: grey levels, no text layer."""
     page = pdfium.PdfDocument(text_pdf([text], size))[0]

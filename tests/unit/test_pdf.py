@@ -5,13 +5,13 @@ import io
 
 import pytest
 from fixtures import pdf_with_table
-from fpdf import FPDF
 from pypdf import PdfWriter
 
 from benchmarks.documents import (
     PAGES,
     accuracy,
     degrade,
+    encrypted_pdf,
     pdf_bomb,
     pdf_with_picture_of_text,
     picture,
@@ -80,17 +80,8 @@ def test_a_pdf_pypdf_cannot_read_is_read_by_pdfium():
     assert len(doc.warnings) == 1 and doc.warnings[0].startswith("read with PDFium: pypdf could not")
 
 
-def encrypted(user: str, owner: str = "owner-secret") -> bytes:
-    doc = FPDF()
-    doc.set_encryption(owner_password=owner, user_password=user)
-    doc.set_font("Helvetica", size=12)
-    doc.add_page()
-    doc.multi_cell(w=0, text=PAGES[0])
-    return bytes(doc.output())
-
-
 def test_an_encrypted_pdf_opens_with_its_password_and_fails_clearly_without():
-    data = encrypted(user="s3cret-pw")
+    data = encrypted_pdf(PAGES[0], user="s3cret-pw")
     with pytest.raises(DocumentError, match="^the PDF is encrypted: give its password with the upload$"):
         parse(data)
     with pytest.raises(DocumentError, match="^the password given does not open this PDF$") as failure:
@@ -100,7 +91,7 @@ def test_an_encrypted_pdf_opens_with_its_password_and_fails_clearly_without():
 
 
 def test_a_pdf_restricted_only_by_an_owner_password_needs_none():
-    assert parse(encrypted(user="")).text == PAGES[0]
+    assert parse(encrypted_pdf(PAGES[0], user="")).text == PAGES[0]
 
 
 def test_a_pdf_over_the_page_object_or_content_caps_fails_before_extraction():
