@@ -37,7 +37,7 @@ def chunk_texts(docs: list[dict]) -> list[str]:
     count = token_counter(load_tokenizer(None, 256))
     texts = []
     for d in docs:
-        parsed = parse(d["text"].encode(), d["type"], "", d.get("title", ""))
+        parsed = parse(d["text"].encode(), content_type=d["type"], title=d.get("title", ""))
         texts += [c.embed_text for c in chunk_document(parsed, count)]
     return texts
 

@@ -81,3 +81,14 @@ def test_a_scanned_pdf_is_searchable_and_marked_as_ocr(system, admin):
         1,
         1,
     )
+
+
+def test_a_docx_version_records_what_it_inflates_to(system, admin):
+    from fixtures import docx
+
+    client = system.client(admin.create_key("office"))
+    data = docx("Manual", [("Care", ["Oil the hinges every spring. " * 500])])
+    job = client.ingest_and_wait("manual.docx", data)
+    assert job.status == types_pb2.JOB_STATUS_DONE, job.error
+    (version,) = document(client, "manual.docx").versions
+    assert version.size_bytes == len(data) and version.inflated_bytes > 3 * len(data)

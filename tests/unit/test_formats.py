@@ -107,3 +107,17 @@ def test_random_zip_is_not_a_docx():
         archive.writestr("data.bin", b"1234")
     with pytest.raises(DocumentError, match="not supported|not a DOCX"):
         parse(out.getvalue(), source_name="x.zip")
+
+
+def test_a_docx_holds_its_inflated_size_of_the_byte_budget():
+    from rag.v1 import types_pb2
+    from services.ingest.parsing.formats.docx import inflated_size
+    from services.ingest.server import held_bytes
+
+    data = docx("Big", [("Part", ["All work and no play makes a dull report. " * 2000])])
+    inflated = inflated_size(data)
+    assert inflated > 5 * len(data)
+    entry = types_pb2.DocumentVersion(size_bytes=len(data), inflated_bytes=inflated)
+    assert held_bytes(entry) == inflated
+    assert held_bytes(types_pb2.DocumentVersion(size_bytes=1234)) == 1234
+    assert inflated_size(b"plain text") == 0

@@ -2,6 +2,8 @@
 encrypted files, and files built to exhaust a parser. Made here from known text."""
 
 import io
+import os
+import shutil
 
 import pytest
 from fixtures import pdf_with_table
@@ -104,3 +106,16 @@ def test_a_pdf_over_the_page_object_or_content_caps_fails_before_extraction():
         DocumentError, match="more than 268435456 bytes of content to interpret .reached on page 257 of"
     ):
         parse(pdf_bomb())
+
+
+@pytest.mark.skipif(
+    shutil.which("tesseract") is None and not os.environ.get("RAGMESH_REQUIRE_TESSERACT"),
+    reason="tesseract-ocr is not installed (.ci/run installs it and requires this test)",
+)
+def test_tesseract_reads_a_scanned_page_when_configured():
+    doc = parse(scanned_pdf([picture(PAGES[1]), degrade(picture(PAGES[2]), quarter_turns=2)]), ocr_engine="tesseract")
+    assert {(b.kind, b.page) for b in doc.blocks} == {(OCR, 1), (OCR, 2)}
+    for number, expected in [(1, PAGES[1]), (2, PAGES[2])]:
+        text = " ".join(b.text for b in doc.blocks if b.page == number)
+        chars, _ = accuracy(expected, text)
+        assert chars >= 0.95, (number, chars, text)

@@ -26,13 +26,13 @@ class ParseOptions:
 
 def options_from(settings, **fields) -> ParseOptions:
     """The service's parsing settings (an IngestSettings) with one document's fields."""
-    return ParseOptions(
-        ocr_engine=settings.ocr_engine,
-        ocr_languages=settings.ocr_languages,
-        ocr_dpi=settings.ocr_dpi,
-        pdf_max_pages=settings.pdf_max_pages,
-        pdf_max_objects=settings.pdf_max_objects,
-        pdf_max_content_bytes=settings.pdf_max_content_bytes,
-        max_inflated_bytes=settings.max_inflated_bytes,
-        **fields,
-    )
+    configured = {
+        "ocr_engine": settings.ocr_engine,
+        "ocr_languages": settings.ocr_languages,
+        "ocr_dpi": settings.ocr_dpi,
+        "pdf_max_pages": settings.pdf_max_pages,
+        "pdf_max_objects": settings.pdf_max_objects,
+        "pdf_max_content_bytes": settings.pdf_max_content_bytes,
+        "max_inflated_bytes": settings.max_inflated_bytes,
+    }
+    return ParseOptions(**{**configured, **fields})

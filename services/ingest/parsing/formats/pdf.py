@@ -48,7 +48,8 @@ def _check_caps(reader: PdfReader, options: ParseOptions) -> None:
     total = 0
     for number, page in enumerate(reader.pages, start=1):
         contents = page.get("/Contents")
-        refs = contents if isinstance(contents, list) else [contents] if contents is not None else []
+        resolved = contents.get_object() if contents is not None else None
+        refs = resolved if isinstance(resolved, list) else [contents] if contents is not None else []
         for ref in refs:
             key = getattr(ref, "idnum", id(ref))
             if key not in sizes:
