@@ -39,10 +39,11 @@ class Limits:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its threads, from /proc."""
+    """User + system CPU time of a process, all its threads, and the children it has waited for
+    (a Tesseract run per page), from /proc."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return sum(int(v) for v in fields[11:15]) / TICKS
 
 
 def _rss_bytes(pid: int) -> int:
@@ -86,6 +87,9 @@ class ParserProcess:
         return self.process.poll() is None
 
     def kill(self) -> None:
+        """The process and whatever it started (a Tesseract run): they share its process group."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         self.process.wait()
