@@ -2,6 +2,7 @@
 another tenant's document is indexed; an encrypted PDF opens with the password given at upload,
 which no API returns; a scanned PDF is searchable and its chunks say they were read by OCR."""
 
+import json
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from helpers import free_port_block
 from benchmarks.documents import PAGES, encrypted_pdf, pdf_bomb, picture, scanned_pdf
 from rag.v1 import gateway_pb2, types_pb2
 
-from .system import System
+from .system import System, cli_json
 
 pytestmark = pytest.mark.e2e
 
@@ -68,6 +69,17 @@ def test_an_encrypted_pdf_is_indexed_with_its_password_which_is_never_shown(syst
     assert b"harbour-7731" not in record.SerializeToString()
     hits = client.search("warehouse in Lyon regional distribution").hits
     assert [h.chunk.doc_id for h in hits] == ["locked.pdf"]
+
+
+def test_the_cli_sends_the_pdf_password_from_its_environment(system, admin, tmp_path):
+    key = admin.create_key("vault-cli")
+    (tmp_path / "minutes.pdf").write_bytes(encrypted_pdf(PAGES[2], user="quay-19"))
+    out = cli_json(
+        system, "ingest", str(tmp_path / "minutes.pdf"), "--wait", key=key, env={"RAGMESH_PDF_PASSWORD": "quay-19"}
+    )
+    assert "quay-19" not in json.dumps(out)
+    client = system.client(key)
+    assert document(client, "minutes.pdf").status == types_pb2.DOCUMENT_STATUS_INDEXED
 
 
 def test_a_scanned_pdf_is_searchable_and_marked_as_ocr(system, admin):

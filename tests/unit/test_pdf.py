@@ -45,9 +45,11 @@ def test_a_scanned_page_is_read_by_ocr_and_its_chunks_say_so(count_tokens):
     assert not doc.warnings
 
 
-@pytest.mark.parametrize("quarter_turns", [1, 2])
-def test_a_page_scanned_sideways_or_upside_down_is_read_upright(quarter_turns):
-    doc = parse(scanned_pdf([degrade(picture(PAGES[2]), quarter_turns=quarter_turns)]))
+@pytest.mark.parametrize(
+    "damage", [dict(quarter_turns=1), dict(quarter_turns=2), dict(skew=3.0), dict(noise=0.02)], ids=str
+)
+def test_a_page_scanned_turned_skewed_or_noisy_is_read(damage):
+    doc = parse(scanned_pdf([degrade(picture(PAGES[2]), **damage)]))
     chars, _ = accuracy(PAGES[2], doc.text)
     assert chars >= 0.95, (chars, doc.text)
 
@@ -113,7 +115,8 @@ def test_a_pdf_over_the_page_object_or_content_caps_fails_before_extraction():
     reason="tesseract-ocr is not installed (.ci/run installs it and requires this test)",
 )
 def test_tesseract_reads_a_scanned_page_when_configured():
-    doc = parse(scanned_pdf([picture(PAGES[1]), degrade(picture(PAGES[2]), quarter_turns=2)]), ocr_engine="tesseract")
+    pages = [degrade(picture(PAGES[1]), skew=3.0, noise=0.02), degrade(picture(PAGES[2]), quarter_turns=2)]
+    doc = parse(scanned_pdf(pages), ocr_engine="tesseract")
     assert {(b.kind, b.page) for b in doc.blocks} == {(OCR, 1), (OCR, 2)}
     for number, expected in [(1, PAGES[1]), (2, PAGES[2])]:
         text = " ".join(b.text for b in doc.blocks if b.page == number)
