@@ -10,7 +10,7 @@ import pytest
 from benchmarks.documents import pdf_bomb
 from services.ingest.document import DocumentError
 from services.ingest.parsing import ParseOptions
-from services.ingest.parsing.isolation import Limits, ParserPool, ParserUnavailable
+from services.ingest.parsing.isolation import STOPPED, Limits, ParserPool, ParserUnavailable
 
 TEXT = b"The river froze on day four of the winter survey."
 UNCAPPED = ParseOptions(pdf_max_content_bytes=1 << 40)  # so the CPU limit, not the cap, stops the bomb
@@ -38,8 +38,10 @@ async def test_a_pathological_pdf_fails_at_its_cpu_limit_while_another_document_
     await asyncio.sleep(0.5)
     other = await pool.parse(TEXT, ParseOptions())  # the second process: not behind the bomb
     assert other.text == TEXT.decode() and not bomb.done()
+    stopped = STOPPED.labels("cpu_time")._value.get()
     with pytest.raises(DocumentError, match="^parsing used more than its 3 s of CPU time$"):
         await bomb
+    assert STOPPED.labels("cpu_time")._value.get() == stopped + 1
     assert bomb_pid not in pool.pids  # killed, never reused
     after = await pool.parse(TEXT, ParseOptions())
     assert after.text == TEXT.decode()
@@ -95,3 +97,40 @@ async def test_an_ocr_engine_that_cannot_run_here_is_an_infrastructure_error_ret
 
     with pytest.raises(ParserUnavailable, match="unknown OCR engine"):
         await pool.parse(scanned_pdf([picture("Some text.")]), ParseOptions(ocr_engine="unknown"))
+
+
+SERVICE = """
+import asyncio, sys
+from benchmarks.documents import pdf_bomb
+from services.ingest.parsing import ParseOptions
+from services.ingest.parsing.isolation import Limits, ParserPool
+
+async def main():
+    pool = ParserPool(1, Limits(cpu_seconds=600, wall_seconds=600))
+    await pool.parse(b"warm", ParseOptions())
+    print(pool.pids[0], flush=True)
+    await pool.parse(pdf_bomb(), ParseOptions(pdf_max_content_bytes=1 << 40))
+
+asyncio.run(main())
+"""
+
+
+def test_a_parsing_process_dies_with_the_service_that_started_it(tmp_path):
+    """An ingest process killed outright leaves no parse running unwatched."""
+    import subprocess
+    import sys
+    import time
+
+    service = subprocess.Popen([sys.executable, "-c", SERVICE], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(service.stdout.readline())
+        time.sleep(1.0)  # the bomb is being parsed
+        assert os.path.exists(f"/proc/{child}")
+        service.kill()
+        service.wait()
+        deadline = time.monotonic() + 10
+        while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(f"/proc/{child}")
+    finally:
+        service.kill()

@@ -19,10 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+from prometheus_client import Counter
+
 from services.ingest.document import DocumentError, ParsedDocument
 from services.ingest.parsing.options import ParseOptions
 
 POLL_SECONDS = 0.05
+STOPPED = Counter(
+    "ragmesh_ingest_parse_stopped_total",
+    "Documents whose parsing process was killed: over a limit (cpu_time, wall_time, memory) or died.",
+    ["reason"],
+)
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -112,23 +119,25 @@ class ParserProcess:
                 cpu, rss = _cpu_seconds(pid) - cpu_before, _rss_bytes(pid)
             except (OSError, ValueError, IndexError):
                 continue  # exiting right now: the next poll sees it
-            reason = None
+            limit, reason = None, ""
             if cpu > limits.cpu_seconds:
-                reason = f"parsing used more than its {limits.cpu_seconds:g} s of CPU time"
+                limit, reason = "cpu_time", f"parsing used more than its {limits.cpu_seconds:g} s of CPU time"
             elif time.monotonic() - started > limits.wall_seconds:
-                reason = f"parsing took longer than its {limits.wall_seconds:g} s"
+                limit, reason = "wall_time", f"parsing took longer than its {limits.wall_seconds:g} s"
             elif rss > limits.memory_bytes:
+                limit = "memory"
                 reason = f"parsing needed more than its {limits.memory_bytes // (1024 * 1024)} MiB of memory"
-            if reason is not None:
+            if limit is not None:
                 self.kill()
+                STOPPED.labels(limit).inc()
                 raise DocumentError(reason)
         try:
             status, value = self.receive.recv()
         except (EOFError, OSError) as exc:
             self.kill()
-            raise DocumentError(
-                f"the parsing process died on this document ({_died(self.process.returncode)})"
-            ) from exc
+            STOPPED.labels("died").inc()
+            died = _died(self.process.returncode)
+            raise DocumentError(f"the parsing process died on this document ({died})") from exc
         self.documents += 1
         if status == "ok":
             return value
@@ -155,8 +164,8 @@ class ParserPool:
         async with self._slots:
             process = self._take()
             if process is None:
-                try:
-                    process = await loop.run_in_executor(self._threads, ParserProcess)
+                try:  # started from the event loop's thread: the process dies with this one (see child)
+                    process = ParserProcess()
                 except OSError as exc:
                     raise ParserUnavailable(f"no parsing process could be started: {exc}") from exc
                 self._all.add(process)
