@@ -45,13 +45,16 @@ class RapidOcr:
         # One thread: parsing processes run side by side, each on its own core. No per-line angle
         # classifier: read_upright turns whole pages, and the classifier flipped long lines (a
         # clean page at 150 or 300 dpi read at 0.84 character accuracy with it, 0.99+ without).
-        self.engine = RapidOCR(
-            params={
-                "Global.log_level": "error",
-                "Global.use_cls": False,
-                "EngineConfig.onnxruntime.intra_op_num_threads": 1,
-            }
-        )
+        try:
+            self.engine = RapidOCR(
+                params={
+                    "Global.log_level": "error",
+                    "Global.use_cls": False,
+                    "EngineConfig.onnxruntime.intra_op_num_threads": 1,
+                }
+            )
+        except Exception as exc:  # its packaged models missing or damaged: this installation, not the document
+            raise OcrUnavailable(f"RapidOCR could not start: {exc}") from exc
 
     def words(self, image: np.ndarray) -> list[Word]:
         result = self.engine(image)

@@ -216,9 +216,10 @@ def parse_pdf(data: bytes, options: ParseOptions) -> ParsedDocument:
         if len(builder.blocks) == before:
             empty.append(number)
     if not builder.blocks:
+        count = f"{len(pages)} page{'s' if len(pages) != 1 else ''}"
         if options.ocr_engine == "off":
-            raise DocumentError(f"no page has a text layer ({len(pages)} pages) and OCR is off")
-        raise DocumentError(f"no page has text, not even by OCR ({len(pages)} pages)")
+            raise DocumentError(f"no page has a text layer ({count}) and OCR is off")
+        raise DocumentError(f"no page has text, not even by OCR ({count})")
     warnings = reader.warnings + ([f"pages without text: {', '.join(map(str, empty))}"] if empty else [])
     return builder.build(options.title or reader.title, warnings)
 
