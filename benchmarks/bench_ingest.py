@@ -16,7 +16,7 @@ from benchmarks.common import DBPEDIA, NO_LIMITS, BenchSystem, read_jsonl
 from rag.v1 import embed_pb2, embed_pb2_grpc, gateway_pb2, gateway_pb2_grpc, types_pb2
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.ingest.chunker import chunk_document
-from services.ingest.parsers import parse
+from services.ingest.parsing import parse
 
 
 def as_documents(abstracts: list[dict], per_document: int) -> list[dict]:
@@ -37,7 +37,7 @@ def chunk_texts(docs: list[dict]) -> list[str]:
     count = token_counter(load_tokenizer(None, 256))
     texts = []
     for d in docs:
-        parsed = parse(d["text"].encode(), d["type"], "", d.get("title", ""))
+        parsed = parse(d["text"].encode(), content_type=d["type"], title=d.get("title", ""))
         texts += [c.embed_text for c in chunk_document(parsed, count)]
     return texts
 

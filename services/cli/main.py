@@ -129,6 +129,13 @@ def ingest(
     wait: bool = typer.Option(False, "--wait", help="Wait until every document is indexed or failed."),
     concurrency: int = typer.Option(8, help="Uploads in flight."),
     acl: list[str] = typer.Option(None, "--acl", help="Principals allowed to see the documents."),
+    pdf_password: str = typer.Option(
+        "",
+        "--pdf-password",
+        envvar="RAGMESH_PDF_PASSWORD",
+        help="Opens encrypted PDFs (better from the environment than on the command line).",
+        show_default=False,
+    ),
     data: Path = DataDir,
     tenant: str = TenantOpt,
     as_json: bool = JsonOut,
@@ -142,8 +149,10 @@ def ingest(
             (gateway_pb2.DocumentHeader(doc_id=name, source_name=f.name, title=f.stem), f.read_bytes())
             for f, name in _files(paths or [])
         ]
-    for header, _ in items:
+    for header, content in items:
         header.acl.extend(acl or [])
+        if pdf_password and content[:1024].lstrip().startswith(b"%PDF"):
+            header.password = pdf_password
     if not items:
         raise typer.BadParameter("nothing to ingest: give files, folders or --jsonl")
     results, errors = [], []

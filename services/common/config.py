@@ -1,6 +1,7 @@
 """Settings from the environment only (`RAGMESH_*`), one class per service."""
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,6 +82,35 @@ class IngestSettings(ServiceSettings):
     max_tokens: int = Field(256, description="The embedding model's token limit.")
     usage_flush_seconds: float = Field(
         1.0, gt=0, description="How often usage counted in memory is added to the shared totals in NATS KV."
+    )
+    parse_processes: int = Field(
+        2, ge=1, description="Documents one ingest process parses at once, each in a separate process with limits."
+    )
+    parse_cpu_seconds: float = Field(
+        300.0, gt=0, description="CPU time one document's parsing may take (OCR included); past it the document fails."
+    )
+    parse_wall_seconds: float = Field(600.0, gt=0, description="Wall time one document's parsing may take.")
+    parse_memory_bytes: int = Field(
+        1024 * MIB, gt=0, description="Memory (RSS) of a parsing process while it parses one document."
+    )
+    pdf_max_pages: int = Field(5000, ge=1, description="Pages of a PDF; more fails the document before extraction.")
+    pdf_max_objects: int = Field(2_000_000, ge=1, description="Objects a PDF declares.")
+    pdf_max_content_bytes: int = Field(
+        256 * MIB, ge=1, description="Page content a PDF asks to interpret; a stream shared by N pages counts N times."
+    )
+    max_inflated_bytes: int = Field(
+        256 * MIB,
+        ge=1,
+        description="What a zipped document (DOCX) may expand to; it holds this size of the in-flight budget.",
+    )
+    ocr_engine: Literal["rapidocr", "tesseract", "off"] = Field(
+        "rapidocr",
+        description="OCR of pages without text and pictures of text: rapidocr, tesseract (if installed) or off.",
+    )
+    ocr_languages: str = Field("eng", description="Tesseract's languages, '+' separated (e.g. eng+ara).")
+    ocr_dpi: int = Field(200, ge=72, le=600, description="Resolution pages are rendered at for OCR.")
+    upload_secret: str = Field(
+        "", description="Base64 of 32 bytes sealing upload passwords; empty: one generated in the data folder."
     )
 
 

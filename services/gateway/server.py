@@ -213,6 +213,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
                 acl=list(header.acl),
                 metadata=dict(header.metadata),
                 content=b"".join(parts),
+                password=header.password,
             ),
         )
         if not response.deduplicated:

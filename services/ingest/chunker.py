@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from itertools import groupby
 
-from services.ingest.document import PROSE, Block, ParsedDocument
+from services.ingest.document import OCR, PROSE, PROSE_KINDS, Block, ParsedDocument
 
 CHUNKER_VERSION = "structure-v1"
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
@@ -105,7 +105,7 @@ def split_block(block: Block, budget: int, count: TokenCounter) -> list[Piece]:
     tokens = count(block.text)
     if tokens <= budget:
         return [Piece(block.text, block.start, block.end, block.kind, tokens, block.page)]
-    if block.kind != PROSE:
+    if block.kind not in PROSE_KINDS:
         pieces = _split_lines(block, budget, count)
     else:
         pieces = []
@@ -115,7 +115,7 @@ def split_block(block: Block, budget: int, count: TokenCounter) -> list[Piece]:
                 pieces.append(Piece(sentence, start, start + len(sentence), PROSE, n))
             else:
                 pieces.extend(_split_words(sentence, start, budget, count))
-    return [replace(p, page=block.page) for p in pieces]
+    return [replace(p, page=block.page, kind=block.kind) for p in pieces]
 
 
 def _pack(pieces: list[Piece], budget: int, overlap: int) -> list[list[Piece]]:
@@ -126,9 +126,9 @@ def _pack(pieces: list[Piece], budget: int, overlap: int) -> list[list[Piece]]:
         if current and size + piece.tokens > budget:
             groups.append(current)
             carried: list[Piece] = []
-            if overlap and piece.kind == PROSE:
+            if overlap and piece.kind in PROSE_KINDS:
                 for previous in reversed(current):
-                    if previous.kind != PROSE or sum(p.tokens for p in carried) + previous.tokens > overlap:
+                    if previous.kind not in PROSE_KINDS or sum(p.tokens for p in carried) + previous.tokens > overlap:
                         break
                     carried.insert(0, previous)
             current, size = carried, sum(p.tokens for p in carried)
@@ -137,6 +137,13 @@ def _pack(pieces: list[Piece], budget: int, overlap: int) -> list[list[Piece]]:
     if current:
         groups.append(current)
     return groups
+
+
+def _kind(kinds: set[str]) -> str:
+    """A chunk's content kind: its pieces' one kind; mixed, prose, or ocr when any of it was read by OCR."""
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    return OCR if OCR in kinds else PROSE
 
 
 def chunk_document(
@@ -158,7 +165,7 @@ def chunk_document(
                     text=text,
                     embed_text=f"{prefix}\n{text}" if prefix else text,
                     section=" > ".join(section),
-                    kind=kinds.pop() if len(kinds) == 1 else PROSE,
+                    kind=_kind(kinds),
                     char_start=start,
                     char_end=end,
                     tokens=sum(p.tokens for p in group),

@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 
 PROSE, TABLE, CODE = "prose", "table", "code"
+OCR = "ocr"  # prose read from an image (a scanned page, a picture of text): may hold misreadings
+PROSE_KINDS = (PROSE, OCR)  # split at sentences; tables and code split only between lines
 
 
 @dataclass(frozen=True)

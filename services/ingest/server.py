@@ -15,7 +15,9 @@ from services.common.tokenizer import load_tokenizer, token_counter
 from services.common.usage import UsageStore
 from services.ingest.events import LifecycleFollower
 from services.ingest.index_events import publish_fields, publish_removal, set_fields
+from services.ingest.parsing.formats.docx import inflated_size
 from services.ingest.registry import Registry, now_ms, version_entry
+from services.ingest.sealing import Sealer, load_key
 from services.ingest.storage import delete_raw, object_name
 from services.ingest.worker import IngestWorker
 
@@ -41,6 +43,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         self.usage = UsageStore(await self.js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
         index_kv = await self.js.key_value(natsio.KV_INDEX)
+        self.sealer = Sealer(load_key(s.upload_secret, s.data_dir))
         chunk_cache = await self.js.object_store(natsio.OBJECTS_CHUNK_CACHE)
         self.worker = IngestWorker(
             self.js,
@@ -104,6 +107,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         await self.objects.put(object_name(request.tenant, request.doc_id, digest), request.content)
         job_id = uuid.uuid4().hex
         created: dict[str, int] = {}
+        # A zip's directory can list a million members: read off the event loop.
+        inflated = await asyncio.to_thread(inflated_size, request.content) if request.content.startswith(b"PK") else 0
 
         def change(record):
             record = record or types_pb2.DocumentRecord(tenant=request.tenant, doc_id=request.doc_id)
@@ -122,6 +127,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                     status=types_pb2.DOCUMENT_STATUS_QUEUED,
                     job_id=job_id,
                     created_unix_ms=now_ms(),
+                    sealed_password=self.sealer.seal(request.password, request.tenant, request.doc_id, version),
+                    inflated_bytes=inflated,
                 )
             )
             created["version"] = version
@@ -214,7 +221,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             acl=list(record.acl),
             metadata=dict(record.metadata),
             content=content,
-            size_bytes=version_entry(record, version).size_bytes,
+            size_bytes=held_bytes(version_entry(record, version)),
+            sealed_password=version_entry(record, version).sealed_password,
         )
         # The version is part of the id: A -> B -> A within the duplicate window is three real jobs.
         msg_id = f"{record.tenant}/{token(record.doc_id)}/{version}/{digest}" + (f"/retry/{job_id}" if retry else "")
@@ -245,7 +253,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             source_name=record.source_name,
             title=record.title,
             rechunk_generation=request.generation,
-            size_bytes=entry.size_bytes,
+            size_bytes=held_bytes(entry),
+            sealed_password=entry.sealed_password,
         )
         if request.HasField("chunking"):
             job.chunking.CopyFrom(request.chunking)
@@ -270,14 +279,14 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         record, _ = await self.registry.get(request.tenant, request.doc_id)
         if record is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
-        return ingest_pb2.GetDocumentRecordResponse(document=record)
+        return ingest_pb2.GetDocumentRecordResponse(document=public(record))
 
     async def ListDocumentRecords(self, request, context):
         await self._require(context, request.tenant)
         records = await self.registry.list(request.tenant)
         if not request.include_deleted:
             records = [r for r in records if r.status != types_pb2.DOCUMENT_STATUS_DELETED]
-        return ingest_pb2.ListDocumentRecordsResponse(documents=records)
+        return ingest_pb2.ListDocumentRecordsResponse(documents=[public(r) for r in records])
 
     async def RemoveDocument(self, request, context):
         await self._require(context, request.tenant, request.doc_id)
@@ -294,7 +303,21 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no document {request.doc_id!r}")
         await publish_removal(self.js, record)
         await delete_raw(self.objects, record, [v.version for v in record.versions])
-        return ingest_pb2.RemoveDocumentResponse(document=record)
+        return ingest_pb2.RemoveDocumentResponse(document=public(record))
+
+
+def held_bytes(entry: types_pb2.DocumentVersion) -> int:
+    """What a worker holds of its in-flight budget for a version: a zipped format's expanded size."""
+    return max(entry.size_bytes, entry.inflated_bytes)
+
+
+def public(record: types_pb2.DocumentRecord) -> types_pb2.DocumentRecord:
+    """A record as the API shows it: sealed passwords stay inside ingest."""
+    shown = types_pb2.DocumentRecord()
+    shown.CopyFrom(record)
+    for entry in shown.versions:
+        entry.ClearField("sealed_password")
+    return shown
 
 
 def rechunk_versions(record: types_pb2.DocumentRecord) -> list[int]:

@@ -29,7 +29,7 @@ from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
 from services.ingest.index_events import document_fields, fitting
-from services.ingest.parsers import parse
+from services.ingest.job_parsing import JobParser
 from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
 from services.ingest.scheduler import FairJobQueue
 
@@ -76,6 +76,7 @@ class IngestWorker:
         self.settings = settings
         self.count_tokens = count_tokens
         self.budget = ByteBudget(settings.worker_bytes_in_flight)
+        self.parser = JobParser(settings)  # parsing processes start on first use
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -87,6 +88,7 @@ class IngestWorker:
         """Stop taking jobs; let the ones in hand finish."""
         self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.parser.close()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -274,7 +276,7 @@ class IngestWorker:
             if parsed is None:
                 data = job.content or (await self.objects.get(job.object_name)).data
                 with tracer.start_as_current_span("rag.ingest.parse") as span:
-                    parsed = await asyncio.to_thread(parse, data, job.content_type, job.source_name, job.title)
+                    parsed = await self.parser.parse(job, data)
                     span.set_attribute("rag.bytes", len(data))
                 title, warnings = parsed.title, parsed.warnings
             with tracer.start_as_current_span("rag.ingest.chunk") as span:

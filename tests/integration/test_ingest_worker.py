@@ -11,6 +11,7 @@ from rag.v1 import embed_pb2_grpc, events_pb2, retrieve_pb2, types_pb2
 from services.common import natsio
 from services.common.chunking import label
 from services.common.config import IngestSettings
+from services.ingest.document import DocumentError
 from services.ingest.events import LifecycleFollower
 from services.ingest.registry import Registry
 from services.ingest.worker import AlreadyFinished, IngestWorker, mark_failed
@@ -51,6 +52,7 @@ async def setup(nats_server, embed_addr, count_tokens):
         settings = IngestSettings(embed_batch_size=4, chunk_target_tokens=32, chunk_overlap_tokens=0)
         worker = IngestWorker(js, registry, objects, embed_pb2_grpc.EmbedServiceStub(channel), settings, count_tokens)
         yield js, registry, worker
+        worker.parser.close()
     await natsio.close(nc)
 
 
@@ -220,3 +222,21 @@ async def test_a_job_carrying_its_bytes_reads_nothing_back_from_the_object_store
     texts = [c.text for e in events if e.WhichOneof("op") == "upserts" for c in e.upserts.chunks]
     assert texts == [d.text for d in expected] and len(texts) > 4
     assert (await registry.get_job("j1")).chunks_embedded == len(expected)
+
+
+@pytest.mark.parametrize(
+    "content, source_name, reason",
+    [
+        (b'a,b\n"' + b"x" * (2 << 20) + b'",1\n', "big.csv", "field larger than field limit"),
+        (b"%PDF-1.7\n" + bytes(range(256)) * 40, "broken.pdf", "the PDF cannot be read"),
+        (b"<html><body>" + b"<div>" * 50_000 + b"</body></html>", "deep.html", "the document has no text"),
+    ],
+)
+async def test_a_document_the_parser_rejects_fails_at_once(setup, content, source_name, reason):
+    """A DocumentError out of process() is failed and acked on its first delivery (handle), never retried."""
+    js, registry, worker = setup
+    job = events_pb2.IngestJob(
+        job_id="j1", tenant=TENANT, doc_id=DOC, version=1, content=content, source_name=source_name
+    )
+    with pytest.raises(DocumentError, match=reason):
+        await worker.process(job)

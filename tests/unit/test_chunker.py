@@ -1,6 +1,6 @@
 from services.ingest.chunker import CHUNKER_VERSION, chunk_document, section_prefix
 from services.ingest.document import CODE, TABLE
-from services.ingest.parsers import parse
+from services.ingest.parsing import parse
 
 MARKDOWN = (
     b"# Guide\nIntro paragraph. It has two sentences.\n\n## Install\nRun this:\n\n"

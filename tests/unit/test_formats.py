@@ -5,8 +5,8 @@ from fixtures import docx, pdf, pdf_with_table, zip_bomb
 
 from services.ingest.chunker import chunk_document
 from services.ingest.document import TABLE, DocumentError
-from services.ingest.office import DOCX
-from services.ingest.parsers import parse, sniff
+from services.ingest.parsing import parse, sniff
+from services.ingest.parsing.formats.docx import DOCX
 
 REPORT = [
     [
@@ -38,8 +38,10 @@ def test_pdf_page_without_text_layer_is_reported():
 
 
 def test_pdf_with_no_text_at_all_fails_with_a_reason():
-    with pytest.raises(DocumentError, match="no page has a text layer"):
+    with pytest.raises(DocumentError, match="no page has text, not even by OCR"):
         parse(pdf([["x"], ["y"]], blank_pages=(1, 2)))
+    with pytest.raises(DocumentError, match="no page has a text layer"):
+        parse(pdf([["x"], ["y"]], blank_pages=(1, 2)), ocr_engine="off")
 
 
 def test_pdf_table_keeps_its_cells():
@@ -105,3 +107,17 @@ def test_random_zip_is_not_a_docx():
         archive.writestr("data.bin", b"1234")
     with pytest.raises(DocumentError, match="not supported|not a DOCX"):
         parse(out.getvalue(), source_name="x.zip")
+
+
+def test_a_docx_holds_its_inflated_size_of_the_byte_budget():
+    from rag.v1 import types_pb2
+    from services.ingest.parsing.formats.docx import inflated_size
+    from services.ingest.server import held_bytes
+
+    data = docx("Big", [("Part", ["All work and no play makes a dull report. " * 2000])])
+    inflated = inflated_size(data)
+    assert inflated > 5 * len(data)
+    entry = types_pb2.DocumentVersion(size_bytes=len(data), inflated_bytes=inflated)
+    assert held_bytes(entry) == inflated
+    assert held_bytes(types_pb2.DocumentVersion(size_bytes=1234)) == 1234
+    assert inflated_size(b"plain text") == 0

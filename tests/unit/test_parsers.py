@@ -1,7 +1,8 @@
 import pytest
 
 from services.ingest.document import CODE, TABLE, DocumentError
-from services.ingest.parsers import clean, parse, sniff
+from services.ingest.parsing import parse, sniff
+from services.ingest.parsing.builder import clean
 
 
 def test_html_drops_boilerplate_and_keeps_structure():

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IngestJob(_message.Message):
-    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata", "rechunk_generation", "chunking", "content", "size_bytes")
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata", "rechunk_generation", "chunking", "content", "size_bytes", "sealed_password")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class IngestJob(_message.Message):
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    SEALED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     doc_id: str
@@ -46,7 +47,8 @@ class IngestJob(_message.Message):
     chunking: _types_pb2.Chunking
     content: bytes
     size_bytes: int
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., content: _Optional[bytes] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    sealed_password: bytes
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., content: _Optional[bytes] = ..., size_bytes: _Optional[int] = ..., sealed_password: _Optional[bytes] = ...) -> None: ...
 
 class DocumentFields(_message.Message):
     __slots__ = ("title", "acl", "metadata", "revision")

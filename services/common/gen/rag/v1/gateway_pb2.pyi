@@ -22,7 +22,7 @@ ROLE_WRITER: Role
 ROLE_ADMIN: Role
 
 class DocumentHeader(_message.Message):
-    __slots__ = ("doc_id", "title", "source_name", "content_type", "acl", "metadata")
+    __slots__ = ("doc_id", "title", "source_name", "content_type", "acl", "metadata", "password")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,13 +36,15 @@ class DocumentHeader(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     ACL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
     doc_id: str
     title: str
     source_name: str
     content_type: str
     acl: _containers.RepeatedScalarFieldContainer[str]
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    password: str
+    def __init__(self, doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., password: _Optional[str] = ...) -> None: ...
 
 class IngestDocumentRequest(_message.Message):
     __slots__ = ("header", "data")

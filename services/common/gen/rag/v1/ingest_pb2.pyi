@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "content")
+    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "content", "password")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,7 @@ class SubmitRequest(_message.Message):
     ACL_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     title: str
@@ -32,7 +33,8 @@ class SubmitRequest(_message.Message):
     acl: _containers.RepeatedScalarFieldContainer[str]
     metadata: _containers.ScalarMap[str, str]
     content: bytes
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ...) -> None: ...
+    password: str
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ..., password: _Optional[str] = ...) -> None: ...
 
 class SubmitResponse(_message.Message):
     __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256", "metadata_updated")

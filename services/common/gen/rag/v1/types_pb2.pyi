@@ -68,7 +68,7 @@ ABSTAIN_REASON_BUDGET_EXCEEDED: AbstainReason
 ABSTAIN_REASON_PROVIDER_ERROR: AbstainReason
 
 class DocumentVersion(_message.Message):
-    __slots__ = ("version", "content_sha256", "size_bytes", "status", "chunk_count", "error", "job_id", "created_unix_ms", "warnings")
+    __slots__ = ("version", "content_sha256", "size_bytes", "status", "chunk_count", "error", "job_id", "created_unix_ms", "warnings", "sealed_password", "inflated_bytes")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +78,8 @@ class DocumentVersion(_message.Message):
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    SEALED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    INFLATED_BYTES_FIELD_NUMBER: _ClassVar[int]
     version: int
     content_sha256: str
     size_bytes: int
@@ -87,7 +89,9 @@ class DocumentVersion(_message.Message):
     job_id: str
     created_unix_ms: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    sealed_password: bytes
+    inflated_bytes: int
+    def __init__(self, version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., size_bytes: _Optional[int] = ..., status: _Optional[_Union[DocumentStatus, str]] = ..., chunk_count: _Optional[int] = ..., error: _Optional[str] = ..., job_id: _Optional[str] = ..., created_unix_ms: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., sealed_password: _Optional[bytes] = ..., inflated_bytes: _Optional[int] = ...) -> None: ...
 
 class DocumentRecord(_message.Message):
     __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "current_version", "indexed_version", "status", "versions", "updated_unix_ms", "metadata_revision")
