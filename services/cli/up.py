@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.cli.children import die_with_parent
+from services.cli.children import dying_with_parent
 from services.cli.client import sync_channel
 from services.cli.local import OFFSETS, SERVICES, Ports, admin_key, write_endpoint
 from services.cli.ports import describe_taken
@@ -114,9 +114,7 @@ class LocalSystem:
             command, env = [sys.executable, "-m", f"services.{name}"], self.env(name)
         # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order; and
         # if the supervisor is killed, the kernel kills them (see children.py).
-        proc = subprocess.Popen(
-            command, env=env, stdout=log, stderr=log, start_new_session=True, preexec_fn=die_with_parent()
-        )
+        proc = subprocess.Popen(dying_with_parent(command), env=env, stdout=log, stderr=log, start_new_session=True)
         self.procs[name] = proc
         (self.data / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}) + "\n")
         return proc

@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from rag.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
-from services.cli.children import die_with_parent
+from services.cli.children import dying_with_parent
 
 TERMINAL = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED}
 
@@ -26,24 +26,15 @@ class System:
         self.gateway = f"127.0.0.1:{port_base + 1}"
 
     def start(self, timeout: float = 240) -> "System":
+        command = [sys.executable, "-m", "services.cli", "up", "--data-dir", str(self.data)]
+        # Ended with the test run however that ends, in a session of its own as from a terminal.
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "up",
-                "--data-dir",
-                str(self.data),
-                "--port-base",
-                str(self.port_base),
-            ],
+            dying_with_parent([*command, "--port-base", str(self.port_base)]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
-            # A session of its own, as from a terminal; and it ends with the test run however that ends.
             start_new_session=True,
-            preexec_fn=die_with_parent(),
         )
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()

@@ -1,4 +1,4 @@
-"""A child started with `die_with_parent` ends when its parent is SIGKILLed (real processes)."""
+"""A child started `dying_with_parent` ends when its parent is SIGKILLed (real processes)."""
 
 import os
 import signal
@@ -9,8 +9,8 @@ from pathlib import Path
 
 PARENT = """
 import subprocess, sys, time
-from services.cli.children import die_with_parent
-child = subprocess.Popen(["sleep", "600"], preexec_fn=die_with_parent(), start_new_session=True)
+from services.cli.children import dying_with_parent
+child = subprocess.Popen(dying_with_parent(["sleep", "600"]), start_new_session=True)
 print(child.pid, flush=True)
 time.sleep(600)
 """
