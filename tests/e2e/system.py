@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 
 from rag.v1 import gateway_pb2, gateway_pb2_grpc, types_pb2
+from services.cli.children import dying_with_parent
 
 TERMINAL = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED}
 
@@ -25,21 +26,15 @@ class System:
         self.gateway = f"127.0.0.1:{port_base + 1}"
 
     def start(self, timeout: float = 240) -> "System":
+        command = [sys.executable, "-m", "services.cli", "up", "--data-dir", str(self.data)]
+        # Ended with the test run however that ends, in a session of its own as from a terminal.
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "services.cli",
-                "up",
-                "--data-dir",
-                str(self.data),
-                "--port-base",
-                str(self.port_base),
-            ],
+            dying_with_parent([*command, "--port-base", str(self.port_base)]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
+            start_new_session=True,
         )
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
@@ -57,11 +52,16 @@ class System:
                 return self
         raise RuntimeError("ragmesh up did not become ready:\n" + "".join(seen))
 
-    def stop(self) -> int:
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
             return self.proc.wait(60)
         return self.proc.returncode if self.proc else 0
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """The supervisor's children by name, as it last wrote them."""
+        return json.loads((self.data / "pids.json").read_text())
 
     @property
     def admin_key(self) -> str:

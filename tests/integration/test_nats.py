@@ -152,3 +152,25 @@ async def test_a_write_over_a_seen_revision_reads_only_when_somebody_wrote_since
     assert record.title == "three" and list(record.acl) == ["team"]
     assert (record, revision) == await plain_get("t", "d")
     await natsio.close(nc)
+
+
+async def test_close_delivers_the_acks_sent_just_before_it(nats_server):
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    for i in range(50):
+        await natsio.publish(js, "rag.jobs.closing", f"job {i}".encode())
+    sub = await js.pull_subscribe("rag.jobs.closing", durable="closing", stream=natsio.STREAM_JOBS.name)
+    fetched = await sub.fetch(50, timeout=5)
+    assert len(fetched) == 50
+    for msg in fetched:
+        await msg.ack()  # a plain publish: nothing waits for the server to have it
+    await natsio.close(nc)
+    assert nc.is_closed
+
+    other = await natsio.connect(nats_server.url, "check")
+    js = other.jetstream()
+    info = await js.consumer_info(natsio.STREAM_JOBS.name, "closing")
+    assert (info.num_ack_pending, info.num_pending) == (0, 0)
+    assert (await js.stream_info(natsio.STREAM_JOBS.name)).state.messages == 0  # work queue: acked = gone
+    await natsio.close(other)
