@@ -175,8 +175,13 @@ class IndexConsumer:
                 await self._observe()
                 continue
             except Exception:
-                log.exception("index fetch failed")
+                # NATS away, or the consumer gone (removed while nothing fetched): make it again.
+                log.warning("index fetch failed; subscribing again", exc_info=True)
                 await asyncio.sleep(1.0)
+                try:
+                    await self._resubscribe()
+                except Exception:
+                    log.debug("index consumer not made again yet", exc_info=True)
                 continue
             await self._apply_in_place(msgs)
             if asyncio.get_running_loop().time() - self._observed >= OBSERVE_SECONDS:
