@@ -314,3 +314,19 @@ async def test_events_arriving_one_by_one_share_a_commit_within_the_linger(index
         assert len(commits) <= 3, commits  # 20 events, not 20 commits
     finally:
         await consumer.stop()
+
+
+async def test_a_consumer_removed_under_a_running_generation_is_made_again(index):
+    js, dense, lexical, state = index
+    consumer = IndexConsumer(js, dense, lexical, state, "test-removed")
+    await consumer.start()
+    try:
+        last = await publish(js, upserts(1, 1), activate(1, 1))
+        await applied_through(state, last)
+        # NATS removes it (its inactive threshold, an operator): the generation keeps applying.
+        await js.delete_consumer(natsio.STREAM_INDEX.name, "test-removed")
+        last = await publish(js, upserts(2, 2), activate(2, 2))
+        await applied_through(state, last)
+        assert stored(dense) == stored(lexical) == [(2, True), (2, True)]
+    finally:
+        await consumer.stop()
