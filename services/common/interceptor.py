@@ -107,5 +107,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                     return await inner_upload(request_iterator, context)
 
             return handler._replace(stream_unary=stream_unary)
-        return handler._replace(stream_unary=stream_unary)
-        return handler
+        inner_bidi = handler.stream_stream
+
+        async def stream_stream(request_iterator, context):
+            async with observed(context):
+                async for item in inner_bidi(request_iterator, context):
+                    yield item
+
+        return handler._replace(stream_stream=stream_stream)
