@@ -147,7 +147,8 @@ def index_promote(
         if not force:
             dataset = evaluate.load_dataset(dataset_dir)
             tenant = evaluate.tenant_for(dataset.name)
-            client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
+            key = tenant_key(admin, data_dir(data), tenant, "ragmesh eval", gateway_pb2.ROLE_OPERATOR)
+            client = Client(data, api_key=key)
             evaluate.ingest_corpus(client, dataset)
             _wait_replayed(admin, number, timeout, caught_up=True)
             chosen = [m.strip() for m in modes.split(",") if m.strip()]

@@ -60,7 +60,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(system):
-    key = system.client().create_key("shelf")
+    key = system.client().create_key("shelf", role=gateway_pb2.ROLE_OPERATOR)  # searches other generations
     c = system.client(key)
     for doc_id, (title, text) in CORPUS.items():
         c.ingest_and_wait(doc_id, text.encode(), title=title)
@@ -147,10 +147,13 @@ def test_promotion_is_gated_by_an_evaluation_and_compare_and_set(system, client,
         lambda: admin.stub.PromoteIndex(gateway_pb2.PromoteIndexRequest(number=2), metadata=admin.metadata, timeout=10)
     )
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+    admin_of_shelf = system.client(admin.create_key("shelf", role=gateway_pb2.ROLE_ADMIN))
     denied = rpc_error(
-        lambda: client.stub.RebuildIndex(gateway_pb2.RebuildIndexRequest(), metadata=client.metadata, timeout=10)
+        lambda: admin_of_shelf.stub.RebuildIndex(
+            gateway_pb2.RebuildIndexRequest(), metadata=admin_of_shelf.metadata, timeout=10
+        )
     )
-    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED  # generations are an operator's
 
 
 def test_the_active_generation_survives_a_restart_of_retrieve(system, client):
@@ -224,7 +227,7 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client):
     stored bytes into a new generation; documents changed meanwhile reach both chunkings; the
     registry keeps describing the live ingestion."""
     admin = system.client()
-    other = system.client(admin.create_key("other-shelf"))
+    other = system.client(admin.create_key("other-shelf", role=gateway_pb2.ROLE_OPERATOR))  # searches generation N
     other.ingest_and_wait("o1", b"Tidal turbines of another tenant, for a re-chunk across tenants.")
     client.ingest_and_wait("long", LONG.encode(), title="Tidal energy")
     record_before = document(client, "long")

@@ -359,7 +359,7 @@ def test_replay_says_what_changed_and_why(system, acme, globex):
 def test_cli_acts_for_another_tenant(system, acme, tmp_path):
     note = tmp_path / "harbour.md"
     note.write_text("# Harbour\n\nThe harbour master logs every ferry departure at dawn.\n")
-    ingested = cli_json(system, "ingest", str(note), "--tenant", "cli-tenant", "--wait")
+    ingested = cli_json(system, "ingest", str(note), "--public", "--tenant", "cli-tenant", "--wait")
     assert ingested["indexed"] == 1 and not ingested["failed"]
     assert ingested["embedding_tokens"] >= len("The harbour master logs every ferry departure at dawn.".split())
     found = cli_json(system, "search", "ferry departure", "--tenant", "cli-tenant")
