@@ -67,6 +67,11 @@ def role_name(role: int) -> str:
     return gateway_pb2.Role.Name(role).removeprefix("ROLE_").lower() if role in RANK else "unknown"
 
 
+def a_key(role: int) -> str:
+    name = role_name(role)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} key"
+
+
 def at_least(caller: gateway_pb2.ApiKeyRecord, role: int) -> bool:
     return RANK.get(caller.role, 0) >= RANK[role]
 
@@ -79,7 +84,7 @@ def authorize(caller: gateway_pb2.ApiKeyRecord, method: str) -> None:
     if not at_least(caller, rule.role):
         raise Refused(
             grpc.StatusCode.PERMISSION_DENIED,
-            f"{method} needs a {role_name(rule.role)} key; this key is {role_name(caller.role)}",
+            f"{method} needs {a_key(rule.role)}; this key is {role_name(caller.role)}",
         )
 
 
@@ -184,7 +189,7 @@ def new_key(caller: gateway_pb2.ApiKeyRecord, request: gateway_pb2.CreateApiKeyR
     if RANK[role] > RANK.get(caller.role, 0):
         raise Refused(
             grpc.StatusCode.PERMISSION_DENIED,
-            f"a {role_name(caller.role)} key cannot create a {role_name(role)} key",
+            f"{a_key(caller.role)} cannot create {a_key(role)}",
         )
     problem = principals_problem(request.principals, "principals")
     if problem:
@@ -199,7 +204,7 @@ def revocable(caller: gateway_pb2.ApiKeyRecord, record: gateway_pb2.ApiKeyRecord
     if RANK.get(record.role, 0) > RANK.get(caller.role, 0):
         raise Refused(
             grpc.StatusCode.PERMISSION_DENIED,
-            f"a {role_name(caller.role)} key cannot revoke a {role_name(record.role)} key",
+            f"{a_key(caller.role)} cannot revoke {a_key(record.role)}",
         )
     return record
 
