@@ -10,6 +10,7 @@ import grpc
 import numpy as np
 
 from rag.v1 import embed_pb2, embed_pb2_grpc, events_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from services.cli.local import nats_passwords
 from services.common import natsio
 from services.common.ids import chunk_id
 from services.ingest.chunker import CHUNKER_VERSION
@@ -30,10 +31,12 @@ async def embed_all(addr: str, texts: list[str]) -> tuple[np.ndarray, str]:
     return np.asarray(vectors, dtype=np.float32), model_id
 
 
-async def load(nats_url: str, embed_addr: str, retrieve_addr: str, tenant: str, abstracts: list[dict], chunks: int):
+async def load(
+    nats_url: str, password: str, embed_addr: str, retrieve_addr: str, tenant: str, abstracts: list[dict], chunks: int
+):
     texts = [f"{a['title']}. {a['text']}" for a in abstracts]
     vectors, model_id = await embed_all(embed_addr, texts)
-    nc = await natsio.connect(nats_url, "bench-loader")
+    nc = await natsio.connect(nats_url, "ingest", password)  # index events come from ingest's user alone
     js = nc.jetstream()
     subject, published, last_seq, document = f"rag.index.{tenant}", 0, 0, 0
     while published < chunks:
@@ -78,6 +81,7 @@ def bulk_load(bench, tenant: str, abstracts: list[dict], chunks: int) -> int:
     return asyncio.run(
         load(
             f"nats://127.0.0.1:{ports.grpc('nats')}",
+            nats_passwords(bench.system.data)["ingest"],
             ports.addr("embed"),
             ports.addr("retrieve"),
             tenant,

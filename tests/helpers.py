@@ -34,20 +34,32 @@ def nats_binary() -> str:
 
 
 class NatsServer:
-    """A real nats-server with JetStream on a free port and a temp store dir."""
+    """A real nats-server with JetStream on a free port and a temp store dir; `config` adds lines to
+    its configuration file (limits, authorization)."""
 
-    def __init__(self, store: Path, port: int | None = None) -> None:
+    def __init__(self, store: Path, port: int | None = None, config: str = "") -> None:
         self.store = store
         self.port = port or free_port_block(1)
+        self.config = config
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    @property
+    def log(self) -> Path:
+        return self.store.parent / f"nats-{self.port}.log"
+
     def start(self) -> "NatsServer":
+        self.store.mkdir(parents=True, exist_ok=True)
+        conf = self.store.parent / f"nats-{self.port}.conf"
+        conf.write_text(
+            f'listen: 127.0.0.1:{self.port}\njetstream {{ store_dir: "{self.store}" }}\n'
+            f'log_file: "{self.log}"\n{self.config}\n'
+        )
         self.proc = subprocess.Popen(
-            [nats_binary(), "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port)],
+            [nats_binary(), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -6,6 +6,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from services.cli.private import create_private, private_folder
+from services.common import nats_access
+
 DEFAULT_PORT_BASE = 50050
 SERVICES = ("embed", "generate", "retrieve", "ingest", "gateway")  # start order: dependencies first
 OFFSETS = {"nats": 0, "gateway": 1, "ingest": 2, "embed": 3, "retrieve": 4, "generate": 5, "otlp": 6}
@@ -31,13 +34,17 @@ class Ports:
 
 
 def admin_key(data: Path) -> str:
-    """The bootstrap admin key of this data dir, created on first start (readable by the owner only)."""
-    path = data / "admin.key"
-    if not path.exists():
-        data.mkdir(parents=True, exist_ok=True)
-        path.write_text("rmk_" + secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+    """The bootstrap operator key of this data dir, created on first start (owner-only)."""
+    path = private_folder(data) / "admin.key"
+    create_private(path, "rmk_" + secrets.token_urlsafe(32) + "\n")
     return path.read_text().strip()
+
+
+def nats_passwords(data: Path) -> dict[str, str]:
+    """The password of each service's NATS user, created on first start (owner-only)."""
+    path = private_folder(data) / "nats-users.json"
+    create_private(path, json.dumps({user: secrets.token_urlsafe(32) for user in nats_access.GRANTS}) + "\n")
+    return json.loads(path.read_text())
 
 
 def write_endpoint(data: Path, gateway: str) -> None:

@@ -16,15 +16,18 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.cli.children import dying_with_parent
 from services.cli.client import sync_channel
-from services.cli.local import OFFSETS, SERVICES, Ports, admin_key, write_endpoint
+from services.cli.local import OFFSETS, SERVICES, Ports, admin_key, nats_passwords, write_endpoint
 from services.cli.ports import describe_taken
+from services.cli.private import private_folder, write_private
 from services.cli.traces import start_receiver
+from services.common.nats_access import authorization
 from services.gateway.auth import key_hash
 
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
 # Callers before what they call: the gateway (no new work), then what it calls, then embed, NATS last.
 STOP_WAVES = (("gateway",), ("ingest", "retrieve", "generate"), ("embed",), ("nats",))
 
+# No monitoring port; every client is a service's own user (nats_access), none gets in without one.
 NATS_CONFIG = """listen: 127.0.0.1:{port}
 server_name: ragmesh-local
 max_payload: 8MB
@@ -32,7 +35,7 @@ jetstream {{
   store_dir: "{store}"
   sync_interval: {sync}
 }}
-"""
+{authorization}"""
 
 
 def nats_binary() -> str:
@@ -101,6 +104,9 @@ class LocalSystem:
                 "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "500"),
             }
         )
+        password = nats_passwords(self.data).get(name)
+        if password:
+            env["RAGMESH_NATS_PASSWORD"] = password
         if name == "gateway":
             env["RAGMESH_BOOTSTRAP_KEY_SHA256"] = key_hash(admin_key(self.data))
             env["RAGMESH_TLS_CLIENT_AUTH"] = "false"  # outside callers prove themselves with API keys
@@ -127,12 +133,17 @@ class LocalSystem:
         taken = describe_taken(self.needed_ports())
         if taken:  # fail before starting anything, rather than on whichever process binds first
             raise RuntimeError("\n".join([*taken, "stop what holds them, or give another --port-base"]))
-        logs = self.data / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
+        logs = private_folder(self.data) / "logs"
+        logs.mkdir(exist_ok=True)
         self.receiver = start_receiver(self.data / "traces", self.ports.grpc("otlp"))
-        conf = self.data / "nats.conf"
-        conf.write_text(
-            NATS_CONFIG.format(port=self.ports.grpc("nats"), store=self.data / "nats", sync=self.sync_interval)
+        write_private(  # it holds the services' passwords
+            self.data / "nats.conf",
+            NATS_CONFIG.format(
+                port=self.ports.grpc("nats"),
+                store=self.data / "nats",
+                sync=self.sync_interval,
+                authorization=authorization(nats_passwords(self.data)),
+            ),
         )
         wait_port(self.ports.grpc("nats"), self._spawn("nats"), 30)
         for name in SERVICES:

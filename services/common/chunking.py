@@ -56,3 +56,12 @@ def applies_to(record: retrieve_pb2.GenerationRecord, event: events_pb2.IndexBat
         return event.HasField("chunking") and same_sizes(event.chunking, record.chunking)
     # Events written before chunkings were recorded are the configured chunking's.
     return event.configured_chunking or not event.HasField("chunking")
+
+
+def chunking_problem(chunking: types_pb2.Chunking, max_tokens: int) -> str:
+    """Why chunk sizes cannot be used with an embedding model of `max_tokens` inputs, or ""."""
+    if not 16 <= chunking.target_tokens <= max_tokens:
+        return f"chunking.target_tokens must be 16-{max_tokens} (the embedding model's limit)"
+    if chunking.overlap_tokens > chunking.target_tokens // 2:
+        return "chunking.overlap_tokens may be at most half of target_tokens"
+    return ""

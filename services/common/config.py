@@ -24,6 +24,9 @@ class ServiceSettings(BaseSettings):
         ge=0,
         description="Longest an index event stays in the stream (0: no age limit); snapshots let it go sooner.",
     )
+    nats_password: str = Field(
+        "", description="Password of this service's NATS user (named after the service; from a Secret). Empty: none."
+    )
     data_dir: Path = Field(Path(".ragmesh"), description="Folder for local state.")
     log_level: str = Field("INFO", description="Python log level.")
     drain_seconds: float = Field(10.0, description="Grace period for in-flight RPCs on SIGTERM.")
@@ -189,8 +192,11 @@ class GatewaySettings(ServiceSettings):
     ingest_addr: str = Field("127.0.0.1:50052", description="host:port of the ingest service.")
     retrieve_addr: str = Field("127.0.0.1:50054", description="host:port of the retrieve service.")
     generate_addr: str = Field("127.0.0.1:50055", description="host:port of the generate service.")
-    bootstrap_key_sha256: str = Field("", description="sha256 of an admin key for tenant `default`.")
+    bootstrap_key_sha256: str = Field("", description="sha256 of the operator key (tenant `default`).")
     max_document_bytes: int = Field(50 * MIB, description="Largest accepted upload.")
+    uploads_in_flight: int = Field(
+        16, ge=0, description="Uploads streaming through this gateway at once, all tenants; 0 = unlimited."
+    )
     max_question_chars: int = Field(2000, description="Longest question or query.")
     max_top_k: int = Field(100, description="Largest top_k.")
     default_top_k: int = Field(8, description="top_k when the caller gives none.")

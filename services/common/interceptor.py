@@ -1,5 +1,6 @@
-"""The interceptor every service runs: RPC latency by method and status, in-flight RPCs, and
-infrastructure failures (NATS unreachable) reported as UNAVAILABLE instead of UNKNOWN."""
+"""The interceptor every service runs: RPC latency by method and status, in-flight RPCs,
+infrastructure failures (NATS unreachable) reported as UNAVAILABLE instead of UNKNOWN, and
+`Refused` raised by a handler answered with its status."""
 
 import contextlib
 import time
@@ -7,6 +8,8 @@ import time
 import grpc
 import nats.errors
 from prometheus_client import Gauge, Histogram
+
+from services.common.refusal import Refused
 
 RPC_LATENCY = Histogram(
     "ragmesh_rpc_latency_seconds",
@@ -25,7 +28,8 @@ async def _unavailable(context, exc: Exception) -> None:
 
 
 def _observed(labels: tuple[str, str]):
-    """Around one call: in-flight gauge, latency by final status, infrastructure errors as UNAVAILABLE."""
+    """Around one call: in-flight gauge, latency by final status, refusals as their status,
+    infrastructure errors as UNAVAILABLE."""
 
     @contextlib.asynccontextmanager
     async def observe(context):
@@ -33,6 +37,10 @@ def _observed(labels: tuple[str, str]):
         RPC_IN_FLIGHT.labels(*labels).inc()
         try:
             yield
+        except Refused as exc:
+            if exc.retry_after_ms is not None:
+                context.set_trailing_metadata((("retry-after-ms", str(exc.retry_after_ms)),))
+            await context.abort(exc.code, exc.message)
         except UNAVAILABLE_ERRORS as exc:
             await _unavailable(context, exc)
         finally:
@@ -107,5 +115,11 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                     return await inner_upload(request_iterator, context)
 
             return handler._replace(stream_unary=stream_unary)
-        return handler._replace(stream_unary=stream_unary)
-        return handler
+        inner_bidi = handler.stream_stream
+
+        async def stream_stream(request_iterator, context):
+            async with observed(context):
+                async for item in inner_bidi(request_iterator, context):
+                    yield item
+
+        return handler._replace(stream_stream=stream_stream)

@@ -1,8 +1,10 @@
 """NATS JetStream: connection, idempotent declaration of streams/KV/object store, traced publish."""
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 from collections.abc import Iterator
 
 import nats
@@ -22,6 +24,8 @@ from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
+
+from services.common import nats_access
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.nats")
@@ -84,9 +88,17 @@ KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (T
 OBJECTS_RAW = "rag_raw"
 OBJECTS_CHUNK_CACHE = "rag_chunk_cache"  # parsed chunks of jobs in progress; entries expire after a day
 OBJECTS_SNAPSHOTS = "rag_snapshots"  # index generation snapshots: a new replica starts from them
+OBJECTS_AUDIT = "rag_audit"  # query id -> QueryAudit too large for one message (TTL = retention)
 
 
-async def connect(url: str, name: str) -> nats.NATS:
+async def connect(url: str, name: str, password: str | None = None) -> nats.NATS:
+    """Connect as NATS user `name` (a service connects as itself) with its password, by default
+    RAGMESH_NATS_PASSWORD; without one, as nobody (a server without authorization). Replies come
+    to the user's own inbox prefix, the only one it may subscribe to."""
+    if password is None:
+        password = os.environ.get("RAGMESH_NATS_PASSWORD", "")
+    credentials = {"user": name, "password": password} if password else {}
+
     async def disconnected() -> None:
         log.warning("nats disconnected")
 
@@ -100,6 +112,8 @@ async def connect(url: str, name: str) -> nats.NATS:
         reconnect_time_wait=0.5,
         disconnected_cb=disconnected,
         reconnected_cb=reconnected,
+        inbox_prefix=nats_access.inbox_prefix(name),
+        **credentials,
     )
 
 
@@ -141,26 +155,35 @@ async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValu
 
 
 async def ensure_all(js: JetStreamContext, replicas: int = 1, index_retention_days: float = 0.0) -> None:
-    """Declare every stream, bucket and object store (with `replicas` copies on a NATS cluster);
-    safe to call from every service at start. The index stream keeps events at most
-    `index_retention_days` (0: until every reader passed them and a snapshot covers them)."""
+    """Declare the streams, buckets and object stores this connection's user owns (with `replicas`
+    copies on a NATS cluster), and wait for the ones it uses that others own; safe to call at
+    every start. A user that is no service (tests, tools) declares them all. The index stream keeps
+    events at most `index_retention_days` (0: until every reader passed them and a snapshot covers them)."""
+    user = js._nc.options.get("name")  # the NATS user the connection was made as (see `connect`)
+    everything = user not in nats_access.GRANTS
+
+    async def ensure(name: str, stream: str, declare) -> None:
+        if everything or nats_access.owns(user, name):
+            await declare()
+        elif nats_access.uses(user, name):
+            await wait_for_stream(js, stream, name)
+
     for config in STREAMS:
         config = dataclasses.replace(config, num_replicas=replicas)
         if config.name == STREAM_INDEX.name and index_retention_days:
             config = dataclasses.replace(config, max_age=index_retention_days * DAY)
-        await ensure_stream(js, config)
+        await ensure(config.name, config.name, lambda config=config: ensure_stream(js, config))
     buckets = ((KV_DOCS, 1), (KV_JOBS, 1), (KV_KEYS, 1), (KV_USAGE, 1), (KV_INDEX, 16), (KV_INDEX_STATE, 1))
     for bucket, history in buckets:
-        await ensure_bucket(
-            js, KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
-        )
-    await js.create_object_store(OBJECTS_RAW, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas))
-    await js.create_object_store(
-        OBJECTS_CHUNK_CACHE, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas, ttl=DAY)
+        config = KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
+        await ensure(bucket, f"KV_{bucket}", lambda config=config: ensure_bucket(js, config))
+    stores = (
+        (OBJECTS_RAW, ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)),
+        (OBJECTS_CHUNK_CACHE, ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas, ttl=DAY)),
+        (OBJECTS_SNAPSHOTS, ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)),
     )
-    await js.create_object_store(
-        OBJECTS_SNAPSHOTS, config=ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)
-    )
+    for name, config in stores:
+        await ensure(name, f"OBJ_{name}", lambda name=name, config=config: js.create_object_store(name, config=config))
 
 
 async def delete_consumer(js: JetStreamContext, stream: str, name: str) -> None:
@@ -171,12 +194,33 @@ async def delete_consumer(js: JetStreamContext, stream: str, name: str) -> None:
         pass
 
 
-async def publish(js: JetStreamContext, subject: str, payload: bytes, msg_id: str | None = None, span_name: str = ""):
+async def wait_for_stream(js: JetStreamContext, stream: str, what: str, poll_seconds: float = 0.5) -> None:
+    """Return once `stream` exists (its owner declares it, maybe starting at the same time)."""
+    waited = False
+    while True:
+        try:
+            await js.stream_info(stream)
+            return
+        except NotFoundError:
+            if not waited:
+                log.info("waiting for its owner to declare %s", what)
+                waited = True
+            await asyncio.sleep(poll_seconds)
+
+
+async def publish(
+    js: JetStreamContext,
+    subject: str,
+    payload: bytes,
+    msg_id: str | None = None,
+    span_name: str = "",
+    headers: dict[str, str] | None = None,
+):
     """Publish under a PRODUCER span, with the W3C trace context in the headers."""
     with tracer.start_as_current_span(span_name or f"rag.nats.publish {subject}", kind=SpanKind.PRODUCER) as span:
         span.set_attribute("messaging.system", "nats")
         span.set_attribute("messaging.destination.name", subject)
-        headers: dict[str, str] = {}
+        headers = dict(headers or {})
         propagate.inject(headers)
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id

@@ -88,15 +88,15 @@ def plan_batch(items: list[_Item], token_budget: int, now: float, patience_s: fl
 class LRUCache:
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.data: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: tuple) -> np.ndarray | None:
         value = self.data.get(key)
         if value is not None:
             self.data.move_to_end(key)
         return value
 
-    def put(self, key: str, value: np.ndarray) -> None:
+    def put(self, key: tuple, value: np.ndarray) -> None:
         self.data[key] = value
         self.data.move_to_end(key)
         while len(self.data) > self.capacity:
@@ -142,10 +142,12 @@ class Batcher:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def embed(self, texts: list[str], lane: str) -> tuple[np.ndarray, int]:
-        """Vectors for texts (rows in order) and the number of tokens they took."""
+    async def embed(self, texts: list[str], lane: str, tenant: str = "") -> tuple[np.ndarray, int]:
+        """Vectors for texts (rows in order) and the number of tokens they took. Interactive texts
+        are cached per tenant, so a hit tells a tenant only about its own queries; texts of no
+        tenant are not cached."""
         started = time.perf_counter()
-        keys = [f"{self.model.model_id}:{t}" for t in texts] if lane == INTERACTIVE else []
+        keys = [(tenant, self.model.model_id, t) for t in texts] if lane == INTERACTIVE and tenant else []
         cached = [self.cache.get(k) for k in keys] if keys else [None] * len(texts)
         if keys:
             hits = sum(v is not None for v in cached)

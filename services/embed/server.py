@@ -80,7 +80,7 @@ class EmbedService(Service, embed_pb2_grpc.EmbedServiceServicer):
         span.set_attribute("rag.batch.size", len(request.texts))
         try:
             with tracer.start_as_current_span("rag.embed.embed") as step:
-                vectors, tokens = await self.batcher.embed(list(request.texts), lane)
+                vectors, tokens = await self.batcher.embed(list(request.texts), lane, request.tenant)
                 step.set_attribute("rag.tokens", tokens)
         except QueueFull as exc:
             context.set_trailing_metadata((("retry-after-ms", str(exc.retry_after_ms)),))

@@ -12,31 +12,6 @@ from rag.v1 import gateway_pb2
 from services.common import natsio
 
 KEY_PREFIX = "rmk_"
-RANK = {gateway_pb2.ROLE_READER: 1, gateway_pb2.ROLE_WRITER: 2, gateway_pb2.ROLE_ADMIN: 3}
-
-# The least role each method needs.
-METHOD_ROLES = {
-    "Search": gateway_pb2.ROLE_READER,
-    "Ask": gateway_pb2.ROLE_READER,
-    "GetJob": gateway_pb2.ROLE_READER,
-    "GetDocument": gateway_pb2.ROLE_READER,
-    "ListDocuments": gateway_pb2.ROLE_READER,
-    "IngestDocument": gateway_pb2.ROLE_WRITER,
-    "DeleteDocument": gateway_pb2.ROLE_WRITER,
-    "CreateApiKey": gateway_pb2.ROLE_ADMIN,
-    "ListApiKeys": gateway_pb2.ROLE_ADMIN,
-    "RevokeApiKey": gateway_pb2.ROLE_ADMIN,
-    "RetryDocument": gateway_pb2.ROLE_WRITER,
-    "GetUsage": gateway_pb2.ROLE_READER,
-    "Replay": gateway_pb2.ROLE_READER,
-    "Feedback": gateway_pb2.ROLE_READER,
-    "ListIndexGenerations": gateway_pb2.ROLE_ADMIN,
-    "RebuildIndex": gateway_pb2.ROLE_ADMIN,
-    "PromoteIndex": gateway_pb2.ROLE_ADMIN,
-    "EvaluateIndex": gateway_pb2.ROLE_ADMIN,
-    "RollbackIndex": gateway_pb2.ROLE_ADMIN,
-    "DropIndexGeneration": gateway_pb2.ROLE_ADMIN,
-}
 
 
 def key_hash(api_key: str) -> str:
@@ -54,14 +29,6 @@ def key_from_metadata(metadata) -> str:
         if name == "authorization" and value.lower().startswith("bearer "):
             return value[7:].strip()
     return ""
-
-
-def role_name(role: int) -> str:
-    return gateway_pb2.Role.Name(role).removeprefix("ROLE_").lower()
-
-
-def allowed(role: int, method: str) -> bool:
-    return RANK.get(role, 0) >= RANK[METHOD_ROLES[method]]
 
 
 class KeyStore:
@@ -123,10 +90,15 @@ class KeyStore:
         return record
 
     async def ensure(self, key_sha256: str, tenant: str, principals: list[str], role: int, description: str):
+        """Make the key if it is missing, or give it `role` if it has another (unless revoked)."""
         try:
-            await self.kv.get(key_sha256)
+            record = gateway_pb2.ApiKeyRecord.FromString((await self.kv.get(key_sha256)).value)
         except KeyNotFoundError:
             await self.add(key_sha256, tenant, principals, role, description)
+            return
+        if record.role != role and not record.revoked:
+            record.role = role
+            await self.kv.put(key_sha256, record.SerializeToString())
 
     async def list(self, tenant: str = "") -> list[gateway_pb2.ApiKeyRecord]:
         records = [gateway_pb2.ApiKeyRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_KEYS)]
@@ -134,11 +106,11 @@ class KeyStore:
             (r for r in records if not tenant or r.tenant == tenant), key=lambda r: (r.tenant, r.created_unix_ms)
         )
 
-    async def revoke(self, key_id: str) -> gateway_pb2.ApiKeyRecord | None:
-        for record in await self.list():
-            if record.key_id == key_id:
-                record.revoked = True
-                await self.kv.put(record.key_sha256, record.SerializeToString())
-                self._read.pop(record.key_sha256, None)
-                return record
-        return None
+    async def find(self, key_id: str) -> gateway_pb2.ApiKeyRecord | None:
+        return next((record for record in await self.list() if record.key_id == key_id), None)
+
+    async def revoke(self, record: gateway_pb2.ApiKeyRecord) -> gateway_pb2.ApiKeyRecord:
+        record.revoked = True
+        await self.kv.put(record.key_sha256, record.SerializeToString())
+        self._read.pop(record.key_sha256, None)
+        return record

@@ -3,6 +3,7 @@ the normalised question, the parameters, and the index watermark and embedding m
 change or another ACL scope can never be served a stale or foreign answer."""
 
 import hashlib
+import json
 import re
 import time
 from collections import OrderedDict
@@ -27,15 +28,16 @@ def cache_key(
     """`options`: any other request parameter that changes the answer, serialised."""
     parts = [
         tenant,
-        ",".join(sorted(set(principals))),
+        sorted(set(principals)),
         normalise(question),
-        str(top_k),
+        top_k,
         fusion.SerializeToString(deterministic=True).hex(),
-        str(watermark),
+        watermark,
         model_id,
         options,
     ]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    # JSON quotes every string: no value, whatever it holds, can pass for two (`["x,y"]` vs `["x", "y"]`).
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
 
 
 class AnswerCache:

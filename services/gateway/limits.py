@@ -60,6 +60,7 @@ class TenantLimits:
     ingest_rate: float = 50.0  # documents per second, per tenant
     ingest_burst: float = 200.0
     max_concurrent_queries: int = 4  # in flight per tenant: one tenant's burst cannot starve others
+    max_concurrent_uploads: int = 4  # uploads streaming through a gateway at once, per tenant
     daily_llm_tokens: int = 0
     monthly_cost_usd: float = 0.0
     daily_embedding_tokens: int = 0  # ingestion
@@ -89,10 +90,14 @@ def seconds_to_next_month(now: float) -> float:
 class Governor:
     """Rate limits and concurrency, per tenant and per key, held in this gateway's memory."""
 
-    def __init__(self, limits: dict[str, TenantLimits], clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, limits: dict[str, TenantLimits], clock: Clock = time.monotonic, uploads_in_flight: int = 0
+    ) -> None:
         self.limits, self.clock = limits, clock
         self.buckets: dict[tuple, TokenBucket] = {}
         self.in_flight: dict[str, int] = {}
+        self.uploads: dict[str, int] = {}
+        self.uploads_in_flight = uploads_in_flight  # in all tenants; 0 = unlimited
 
     def for_tenant(self, tenant: str) -> TenantLimits:
         return self.limits.get(tenant) or self.limits["default"]
@@ -148,6 +153,22 @@ class Governor:
 
     def leave(self, tenant: str) -> None:
         self.in_flight[tenant] = max(0, self.in_flight.get(tenant, 0) - 1)
+
+    def enter_upload(self, tenant: str) -> None:
+        """An upload holds at most one piece in memory at a time: bounding uploads bounds memory."""
+        limit = self.for_tenant(tenant).max_concurrent_uploads
+        if limit and self.uploads.get(tenant, 0) >= limit:
+            raise LimitExceeded(
+                f"tenant {tenant} already has {limit} uploads in flight (the limit); retry shortly", 0.1
+            )
+        if self.uploads_in_flight and sum(self.uploads.values()) >= self.uploads_in_flight:
+            raise LimitExceeded(
+                f"this gateway has {self.uploads_in_flight} uploads in flight in all; retry shortly", 0.1
+            )
+        self.uploads[tenant] = self.uploads.get(tenant, 0) + 1
+
+    def leave_upload(self, tenant: str) -> None:
+        self.uploads[tenant] = max(0, self.uploads.get(tenant, 0) - 1)
 
 
 def check_budgets(limits: TenantLimits, today, this_month, now: float, kind: str) -> None:

@@ -4,6 +4,7 @@ Two providers: `extractive` (no LLM; quotes the sources) and `openai` (any OpenA
 chat-completions endpoint), whose text is checked sentence by sentence before it is streamed.
 """
 
+import contextvars
 import time
 
 import grpc
@@ -23,6 +24,8 @@ from services.generate.prompt import PROMPT_VERSION
 
 tracer = trace.get_tracer("ragmesh.generate")
 PROVIDERS = ("extractive", "openai")
+# Whose answer is being checked: the embed service caches its texts per tenant.
+CURRENT_TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("generate_tenant", default="")
 
 
 class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
@@ -56,13 +59,15 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         reply = await self.embedder.Embed(
-            embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_INTERACTIVE), timeout=10
+            embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_INTERACTIVE, tenant=CURRENT_TENANT.get()),
+            timeout=10,
         )
         return np.array([v.values for v in reply.vectors], dtype=np.float32)
 
     async def Generate(self, request, context):
         if not request.question.strip():
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "question is empty")
+        CURRENT_TENANT.set(request.tenant)
         sentences = request.max_answer_sentences or self.settings.max_answer_sentences
         gate = request.min_retrieval_score if request.HasField("min_retrieval_score") else self.settings.min_dense_score
         with tracer.start_as_current_span("rag.generate.generate") as span:

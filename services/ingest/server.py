@@ -7,6 +7,7 @@ import grpc
 
 from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 from services.common import natsio
+from services.common.chunking import chunking_problem
 from services.common.clients import channel
 from services.common.config import IngestSettings
 from services.common.ids import sha256_hex, token, valid_doc_id, valid_tenant
@@ -145,6 +146,43 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
         )
 
+    async def SubmitStream(self, request_iterator, context):
+        """Submit with the bytes streamed: gathered here, within the size limit, then submitted whole."""
+        header, content = await self._gather(request_iterator, context)
+        request = ingest_pb2.SubmitRequest()
+        request.CopyFrom(header)
+        request.content = bytes(content)
+        del content
+        return ingest_pb2.SubmitStreamResponse(response=await self.Submit(request, context))
+
+    async def _gather(self, request_iterator, context) -> tuple[ingest_pb2.SubmitRequest, bytearray]:
+        """The header and the bytes, once the end message confirms they all came: a stream cut
+        short (a cancelled call ends like a finished one here) submits nothing."""
+        header, content, limit = None, bytearray(), self.settings.max_document_bytes
+        async for part in request_iterator:
+            if part.HasField("header"):
+                if header is not None:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the header was sent twice")
+                header = part.header
+            elif header is None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send the header before the data")
+            elif part.HasField("end"):
+                if part.end.size_bytes != len(content):
+                    await context.abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"the upload is incomplete: {len(content)} of {part.end.size_bytes} bytes arrived",
+                    )
+                return header, content
+            else:
+                content += part.data
+                if len(content) > limit:
+                    await context.abort(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED, f"the document is larger than the limit of {limit} bytes"
+                    )
+        if header is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no header: the first message names the document")
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the upload ended without its end message: cut short")
+
     async def _update_metadata(self, request, existing: types_pb2.DocumentRecord) -> bool:
         """Same bytes, new title/ACL/metadata: rewrite the registry and the indexed chunks, no re-embedding."""
         fields = (request.title or existing.title, list(request.acl) or ["public"], dict(request.metadata))
@@ -231,6 +269,9 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         )
 
     async def Rechunk(self, request, context):
+        await self._check_chunking(request, context)
+        if request.validate_only:
+            return ingest_pb2.RechunkResponse()
         if request.generation < 1:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the index generation to re-chunk for")
         records = [types_pb2.DocumentRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_DOCS)]
@@ -239,6 +280,12 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             batch = wanted[start : start + 256]
             await asyncio.gather(*(self._publish_rechunk(record, version, request) for record, version in batch))
         return ingest_pb2.RechunkResponse(documents_queued=len(wanted))
+
+    async def _check_chunking(self, request, context) -> None:
+        """Chunk sizes must fit the embedding model, whose limit ingest's tokenizer knows."""
+        problem = chunking_problem(request.chunking, self.settings.max_tokens) if request.HasField("chunking") else ""
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
     async def _publish_rechunk(self, record: types_pb2.DocumentRecord, version: int, request) -> None:
         entry = version_entry(record, version)

@@ -98,7 +98,7 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
 
         with tracer.start_as_current_span("rag.retrieve.embed_query"):
             embedded = await self.embed.Embed(
-                embed_pb2.EmbedRequest(texts=[query], lane=embed_pb2.EMBED_LANE_INTERACTIVE),
+                embed_pb2.EmbedRequest(texts=[query], lane=embed_pb2.EMBED_LANE_INTERACTIVE, tenant=request.tenant),
                 timeout=context.time_remaining(),
             )
         if state.model_id and embedded.model_id != state.model_id:

@@ -12,8 +12,12 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+from helpers import nats_binary
 
+from scripts.nats_auth import config as nats_auth_config
+from scripts.nats_auth import password_variable
 from services.common import config
+from services.common.nats_access import GRANTS
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -234,3 +238,52 @@ def test_cluster_overlay_runs_the_cluster_engines(rendered):
         # Each embedded replica applies the stream through a consumer of its own.
         env = {e["name"]: e for e in workloads["retrieve"]["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert env["RAGMESH_CONSUMER_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def nats_container(rendered) -> dict:
+    [nats] = [o for o in objects(rendered, *WORKLOADS) if o["metadata"]["name"] == "nats"]
+    [container] = nats["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def secret_env(container: dict) -> dict[str, tuple[str, str]]:
+    """name -> (Secret, key) of every variable a container takes from a Secret."""
+    return {
+        e["name"]: (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def test_nats_users_and_permissions_are_the_generated_ones(rendered):
+    [auth] = [o for o in objects(rendered, "ConfigMap") if o["metadata"]["name"].startswith("nats-auth")]
+    assert auth["data"]["auth.conf"] == nats_auth_config()
+
+
+def test_every_nats_user_has_its_password_from_the_secret(rendered):
+    for service, container, _ in ragmesh_containers(rendered):
+        wanted = {"RAGMESH_NATS_PASSWORD": ("ragmesh-nats", service)} if service in GRANTS else {}
+        assert {k: v for k, v in secret_env(container).items() if "NATS" in k} == wanted, service
+    assert secret_env(nats_container(rendered)) == {password_variable(user): ("ragmesh-nats", user) for user in GRANTS}
+
+
+def test_nats_requires_the_users_and_keeps_monitoring_inside_the_pod(rendered, tmp_path):
+    """The rendered configuration, checked by the real nats-server (`-t`)."""
+    conf = config_map_env(rendered, "nats-config")["nats.conf"]
+    assert 'include "../nats-auth/auth.conf"' in conf and 'http: "127.0.0.1:8222"' in conf
+    assert "http_port" not in conf and "authorization" not in conf.replace("auth.conf", "")
+    container = nats_container(rendered)
+    assert {p["containerPort"] for p in container["ports"]} <= {4222, 6222}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["exec"]["command"][-1].startswith("http://127.0.0.1:8222/healthz")
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}  # laid out below as in the pod
+    assert mounts == {"/etc/nats": "config", "/etc/nats-auth": "auth", "/data": "data"}
+    (tmp_path / "nats").mkdir()
+    (tmp_path / "nats-auth").mkdir()
+    (tmp_path / "nats-auth" / "auth.conf").write_text(config_map_env(rendered, "nats-auth")["auth.conf"])
+    (tmp_path / "nats" / "nats.conf").write_text(conf.replace("/data", str(tmp_path / "data")))
+    env = {**os.environ, "POD_NAME": "nats-0", **{password_variable(u): f"secret-{u}" for u in GRANTS}}
+    checked = subprocess.run(
+        [nats_binary(), "-c", str(tmp_path / "nats" / "nats.conf"), "-t"], env=env, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stderr + checked.stdout

@@ -71,7 +71,7 @@ def client(system):
 @pytest.fixture(scope="module")
 def operator(system, client):
     """The same tenant's documents, seen by an operator's key: it may search any generation."""
-    return system.client(system.client().create_key("shelf", role=gateway_pb2.ROLE_ADMIN))
+    return system.client(system.client().create_key("shelf", role=gateway_pb2.ROLE_OPERATOR))
 
 
 def ragmesh(system, *args: str) -> subprocess.CompletedProcess:
@@ -173,10 +173,13 @@ def test_promotion_is_gated_by_an_evaluation_the_server_made(system, client, dat
         lambda: admin.stub.PromoteIndex(gateway_pb2.PromoteIndexRequest(number=2), metadata=admin.metadata, timeout=10)
     )
     assert again.code() == grpc.StatusCode.FAILED_PRECONDITION
+    admin_of_shelf = system.client(admin.create_key("shelf", role=gateway_pb2.ROLE_ADMIN))
     denied = rpc_error(
-        lambda: client.stub.RebuildIndex(gateway_pb2.RebuildIndexRequest(), metadata=client.metadata, timeout=10)
+        lambda: admin_of_shelf.stub.RebuildIndex(
+            gateway_pb2.RebuildIndexRequest(), metadata=admin_of_shelf.metadata, timeout=10
+        )
     )
-    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED  # generations are an operator's
 
 
 def test_the_active_generation_survives_a_restart_of_retrieve(system, client):
@@ -251,7 +254,7 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client, oper
     registry keeps describing the live ingestion."""
     admin = system.client()
     other = system.client(admin.create_key("other-shelf"))
-    other_operator = system.client(admin.create_key("other-shelf", role=gateway_pb2.ROLE_ADMIN))
+    other_operator = system.client(admin.create_key("other-shelf", role=gateway_pb2.ROLE_OPERATOR))
     other.ingest_and_wait("o1", b"Tidal turbines of another tenant, for a re-chunk across tenants.")
     client.ingest_and_wait("long", LONG.encode(), title="Tidal energy")
     record_before = document(client, "long")

@@ -115,9 +115,10 @@ def test_nats_killed_during_bulk_import_loses_no_document(system, client):
 
 
 def test_metadata_only_update_does_not_reembed(system, client):
-    first = client.ingest_and_wait("memo.txt", b"The orchard harvest ends in late October this year.", acl=["bob"])
+    bob = system.client(system.client().create_key("faults", principals=["bob"]))  # may read and so replace it
+    first = bob.ingest_and_wait("memo.txt", b"The orchard harvest ends in late October this year.", acl=["bob"])
     assert "memo.txt" not in {h.chunk.doc_id for h in client.search("orchard harvest October").hits}
-    update = client.ingest("memo.txt", b"The orchard harvest ends in late October this year.", acl=["alice"])
+    update = bob.ingest("memo.txt", b"The orchard harvest ends in late October this year.", acl=["alice"])
     assert update.deduplicated and update.metadata_updated and update.version == first.version
     for _ in range(100):
         hits = [h for h in client.search("orchard harvest October").hits if h.chunk.doc_id == "memo.txt"]

@@ -46,7 +46,7 @@ def test_questions_flow_through_mutual_tls(system, pki, tmp_path):
     ours, _ = pki
     tls_env = {"RAGMESH_TLS_CA_FILE": str(ours["ca"])}  # a caller outside: verifies the gateway, no certificate
     (tmp_path / "otters.md").write_text("Sea otters hold hands while they sleep so that they do not drift apart.")
-    summary = json.loads(cli(system, "ingest", "--wait", "--json", str(tmp_path), env=tls_env))
+    summary = json.loads(cli(system, "ingest", "--public", "--wait", "--json", str(tmp_path), env=tls_env))
     assert summary["indexed"] == 1
     answer = cli_json(system, "ask", "Why do sea otters hold hands?", env=tls_env)
     assert answer["status"] == "answered"

@@ -58,14 +58,21 @@ async def test_full_queue_is_resource_exhausted_with_a_retry_hint(embed_addr):
     assert any(not isinstance(r, Exception) for r in results), "queued work still completes"
 
 
-async def test_query_cache_hits(embed_addr):
-    before = CACHE_REQUESTS.labels("hit")._value.get()
+async def test_the_query_cache_is_per_tenant(embed_addr):
+    """A tenant's repeated query is a hit; the same text from another tenant, or from a caller that
+    names none, is embedded afresh: nobody learns by timing (or tokens) what another tenant asked."""
+    hits, misses = CACHE_REQUESTS.labels("hit")._value.get(), CACHE_REQUESTS.labels("miss")._value.get()
+    text = "cached question about owls"
     async with grpc.aio.insecure_channel(embed_addr) as channel:
         stub = embed_pb2_grpc.EmbedServiceStub(channel)
-        first = await stub.Embed(embed_pb2.EmbedRequest(texts=["cached question about owls"]))
-        second = await stub.Embed(embed_pb2.EmbedRequest(texts=["cached question about owls"]))
-    assert CACHE_REQUESTS.labels("hit")._value.get() == before + 1
-    assert list(first.vectors[0].values) == list(second.vectors[0].values) and second.tokens == 0
+        first = await stub.Embed(embed_pb2.EmbedRequest(texts=[text], tenant="acme"))
+        again = await stub.Embed(embed_pb2.EmbedRequest(texts=[text], tenant="acme"))
+        other = await stub.Embed(embed_pb2.EmbedRequest(texts=[text], tenant="globex"))
+        nobody = [await stub.Embed(embed_pb2.EmbedRequest(texts=[text])) for _ in range(2)]
+    assert CACHE_REQUESTS.labels("hit")._value.get() == hits + 1
+    assert CACHE_REQUESTS.labels("miss")._value.get() == misses + 2
+    assert list(first.vectors[0].values) == list(again.vectors[0].values) and again.tokens == 0
+    assert [first.tokens, other.tokens, nobody[0].tokens, nobody[1].tokens] == [first.tokens] * 4 and first.tokens > 0
 
 
 async def test_a_query_does_not_wait_behind_bulk_work(embed_addr):

@@ -34,6 +34,13 @@ def test_key_separates_everything_that_decides_an_answer():
         assert key(**change) != base, change
 
 
+def test_principal_scopes_never_collide():
+    """One principal holding a separator is another scope than two principals."""
+    assert key(principals=["x,y"]) != key(principals=["x", "y"])
+    assert key(principals=["x\x1fy"]) != key(principals=["x", "y"])
+    assert key(principals=["a"], question="b") != key(principals=["a\x1fb"], question="")
+
+
 def test_ttl_and_size():
     now = [0.0]
     cache = AnswerCache(size=2, ttl_seconds=10, clock=lambda: now[0])

@@ -76,6 +76,20 @@ def test_concurrency_limit_per_tenant():
     governor.enter("acme")
 
 
+def test_uploads_in_flight_per_tenant_and_in_all():
+    governor = Governor(TenantLimits.parse('{"acme": {"max_concurrent_uploads": 2}}'), uploads_in_flight=3)
+    governor.enter_upload("acme")
+    governor.enter_upload("acme")
+    with pytest.raises(LimitExceeded, match="tenant acme already has 2 uploads in flight"):
+        governor.enter_upload("acme")
+    governor.enter_upload("globex")
+    with pytest.raises(LimitExceeded, match="3 uploads in flight in all"):
+        governor.enter_upload("initech")
+    governor.leave_upload("acme")
+    governor.enter_upload("initech")
+    assert governor.uploads == {"acme": 1, "globex": 1, "initech": 1}
+
+
 def test_limits_parse_overrides_and_rejects_unknown_names():
     limits = TenantLimits.parse('{"default": {"query_rate": 7}, "acme": {"query_burst": 1}}')
     assert limits["acme"].query_rate == 7 and limits["acme"].query_burst == 1

@@ -23,12 +23,14 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "lane")
+    __slots__ = ("texts", "lane", "tenant")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     LANE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     lane: EmbedLane
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., lane: _Optional[_Union[EmbedLane, str]] = ...) -> None: ...
+    tenant: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., lane: _Optional[_Union[EmbedLane, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("vectors", "model_id", "dimension", "tokens")

@@ -16,10 +16,12 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_READER: _ClassVar[Role]
     ROLE_WRITER: _ClassVar[Role]
     ROLE_ADMIN: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
 ROLE_UNSPECIFIED: Role
 ROLE_READER: Role
 ROLE_WRITER: Role
 ROLE_ADMIN: Role
+ROLE_OPERATOR: Role
 
 class DocumentHeader(_message.Message):
     __slots__ = ("doc_id", "title", "source_name", "content_type", "acl", "metadata", "password")

@@ -226,7 +226,7 @@ class GatewayServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIndexGenerations(self, request, context):
-        """Index generations (admin): build one by replaying the index stream while the active one
+        """Index generations (operator): build one by replaying the index stream while the active one
         serves, switch to it, return to the previous one, remove one.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GenerateRequest(_message.Message):
-    __slots__ = ("query_id", "question", "hits", "max_answer_sentences", "min_retrieval_score")
+    __slots__ = ("query_id", "question", "hits", "max_answer_sentences", "min_retrieval_score", "tenant")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     MAX_ANSWER_SENTENCES_FIELD_NUMBER: _ClassVar[int]
     MIN_RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     question: str
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     max_answer_sentences: int
     min_retrieval_score: float
-    def __init__(self, query_id: _Optional[str] = ..., question: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., max_answer_sentences: _Optional[int] = ..., min_retrieval_score: _Optional[float] = ...) -> None: ...
+    tenant: str
+    def __init__(self, query_id: _Optional[str] = ..., question: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., max_answer_sentences: _Optional[int] = ..., min_retrieval_score: _Optional[float] = ..., tenant: _Optional[str] = ...) -> None: ...
 
 class GenerateFinal(_message.Message):
     __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "usage", "provider", "provider_model", "prompt_template_version", "parameters", "grounding")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rag.v1 import types_pb2 as rag_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/ingest.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\x81\x02\n\rSubmitRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0bsource_name\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0b\n\x03\x61\x63l\x18\x06 \x03(\t\x12\x35\n\x08metadata\x18\x07 \x03(\x0b\x32#.rag.v1.SubmitRequest.MetadataEntry\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\x12\x10\n\x08password\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x89\x01\n\x0eSubmitResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x18\n\x10metadata_updated\x18\x06 \x01(\x08\"4\n\x12RetryIngestRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"6\n\x13RetryIngestResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"5\n\x13GetIngestJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x14GetIngestJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.rag.v1.JobRecord\":\n\x18GetDocumentRecordRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"E\n\x19GetDocumentRecordResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"E\n\x1aListDocumentRecordsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0finclude_deleted\x18\x02 \x01(\x08\"H\n\x1bListDocumentRecordsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.rag.v1.DocumentRecord\"7\n\x15RemoveDocumentRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"B\n\x16RemoveDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"H\n\x0eRechunkRequest\x12\x12\n\ngeneration\x18\x01 \x01(\r\x12\"\n\x08\x63hunking\x18\x02 \x01(\x0b\x32\x10.rag.v1.Chunking\"+\n\x0fRechunkResponse\x12\x18\n\x10\x64ocuments_queued\x18\x01 \x01(\r2\xa2\x04\n\rIngestService\x12\x37\n\x06Submit\x12\x15.rag.v1.SubmitRequest\x1a\x16.rag.v1.SubmitResponse\x12I\n\x0cGetIngestJob\x12\x1b.rag.v1.GetIngestJobRequest\x1a\x1c.rag.v1.GetIngestJobResponse\x12X\n\x11GetDocumentRecord\x12 .rag.v1.GetDocumentRecordRequest\x1a!.rag.v1.GetDocumentRecordResponse\x12^\n\x13ListDocumentRecords\x12\".rag.v1.ListDocumentRecordsRequest\x1a#.rag.v1.ListDocumentRecordsResponse\x12O\n\x0eRemoveDocument\x12\x1d.rag.v1.RemoveDocumentRequest\x1a\x1e.rag.v1.RemoveDocumentResponse\x12\x46\n\x0bRetryIngest\x12\x1a.rag.v1.RetryIngestRequest\x1a\x1b.rag.v1.RetryIngestResponse\x12:\n\x07Rechunk\x12\x16.rag.v1.RechunkRequest\x1a\x17.rag.v1.RechunkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13rag/v1/ingest.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\x81\x02\n\rSubmitRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x13\n\x0bsource_name\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x0b\n\x03\x61\x63l\x18\x06 \x03(\t\x12\x35\n\x08metadata\x18\x07 \x03(\x0b\x32#.rag.v1.SubmitRequest.MetadataEntry\x12\x0f\n\x07\x63ontent\x18\x08 \x01(\x0c\x12\x10\n\x08password\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"~\n\x13SubmitStreamRequest\x12\'\n\x06header\x18\x01 \x01(\x0b\x32\x15.rag.v1.SubmitRequestH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x12&\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x17.rag.v1.SubmitStreamEndH\x00\x42\x06\n\x04part\"%\n\x0fSubmitStreamEnd\x12\x12\n\nsize_bytes\x18\x01 \x01(\x04\"@\n\x14SubmitStreamResponse\x12(\n\x08response\x18\x01 \x01(\x0b\x32\x16.rag.v1.SubmitResponse\"\x89\x01\n\x0eSubmitResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x04 \x01(\x08\x12\x16\n\x0e\x63ontent_sha256\x18\x05 \x01(\t\x12\x18\n\x10metadata_updated\x18\x06 \x01(\x08\"4\n\x12RetryIngestRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"6\n\x13RetryIngestResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"5\n\x13GetIngestJobRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\"6\n\x14GetIngestJobResponse\x12\x1e\n\x03job\x18\x01 \x01(\x0b\x32\x11.rag.v1.JobRecord\":\n\x18GetDocumentRecordRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"E\n\x19GetDocumentRecordResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"E\n\x1aListDocumentRecordsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0finclude_deleted\x18\x02 \x01(\x08\"H\n\x1bListDocumentRecordsResponse\x12)\n\tdocuments\x18\x01 \x03(\x0b\x32\x16.rag.v1.DocumentRecord\"7\n\x15RemoveDocumentRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x0e\n\x06\x64oc_id\x18\x02 \x01(\t\"B\n\x16RemoveDocumentResponse\x12(\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x16.rag.v1.DocumentRecord\"_\n\x0eRechunkRequest\x12\x12\n\ngeneration\x18\x01 \x01(\r\x12\"\n\x08\x63hunking\x18\x02 \x01(\x0b\x32\x10.rag.v1.Chunking\x12\x15\n\rvalidate_only\x18\x03 \x01(\x08\"+\n\x0fRechunkResponse\x12\x18\n\x10\x64ocuments_queued\x18\x01 \x01(\r2\xef\x04\n\rIngestService\x12\x37\n\x06Submit\x12\x15.rag.v1.SubmitRequest\x1a\x16.rag.v1.SubmitResponse\x12K\n\x0cSubmitStream\x12\x1b.rag.v1.SubmitStreamRequest\x1a\x1c.rag.v1.SubmitStreamResponse(\x01\x12I\n\x0cGetIngestJob\x12\x1b.rag.v1.GetIngestJobRequest\x1a\x1c.rag.v1.GetIngestJobResponse\x12X\n\x11GetDocumentRecord\x12 .rag.v1.GetDocumentRecordRequest\x1a!.rag.v1.GetDocumentRecordResponse\x12^\n\x13ListDocumentRecords\x12\".rag.v1.ListDocumentRecordsRequest\x1a#.rag.v1.ListDocumentRecordsResponse\x12O\n\x0eRemoveDocument\x12\x1d.rag.v1.RemoveDocumentRequest\x1a\x1e.rag.v1.RemoveDocumentResponse\x12\x46\n\x0bRetryIngest\x12\x1a.rag.v1.RetryIngestRequest\x1a\x1b.rag.v1.RetryIngestResponse\x12:\n\x07Rechunk\x12\x16.rag.v1.RechunkRequest\x1a\x17.rag.v1.RechunkResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,32 +38,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITREQUEST']._serialized_end=309
   _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_start=262
   _globals['_SUBMITREQUEST_METADATAENTRY']._serialized_end=309
-  _globals['_SUBMITRESPONSE']._serialized_start=312
-  _globals['_SUBMITRESPONSE']._serialized_end=449
-  _globals['_RETRYINGESTREQUEST']._serialized_start=451
-  _globals['_RETRYINGESTREQUEST']._serialized_end=503
-  _globals['_RETRYINGESTRESPONSE']._serialized_start=505
-  _globals['_RETRYINGESTRESPONSE']._serialized_end=559
-  _globals['_GETINGESTJOBREQUEST']._serialized_start=561
-  _globals['_GETINGESTJOBREQUEST']._serialized_end=614
-  _globals['_GETINGESTJOBRESPONSE']._serialized_start=616
-  _globals['_GETINGESTJOBRESPONSE']._serialized_end=670
-  _globals['_GETDOCUMENTRECORDREQUEST']._serialized_start=672
-  _globals['_GETDOCUMENTRECORDREQUEST']._serialized_end=730
-  _globals['_GETDOCUMENTRECORDRESPONSE']._serialized_start=732
-  _globals['_GETDOCUMENTRECORDRESPONSE']._serialized_end=801
-  _globals['_LISTDOCUMENTRECORDSREQUEST']._serialized_start=803
-  _globals['_LISTDOCUMENTRECORDSREQUEST']._serialized_end=872
-  _globals['_LISTDOCUMENTRECORDSRESPONSE']._serialized_start=874
-  _globals['_LISTDOCUMENTRECORDSRESPONSE']._serialized_end=946
-  _globals['_REMOVEDOCUMENTREQUEST']._serialized_start=948
-  _globals['_REMOVEDOCUMENTREQUEST']._serialized_end=1003
-  _globals['_REMOVEDOCUMENTRESPONSE']._serialized_start=1005
-  _globals['_REMOVEDOCUMENTRESPONSE']._serialized_end=1071
-  _globals['_RECHUNKREQUEST']._serialized_start=1073
-  _globals['_RECHUNKREQUEST']._serialized_end=1145
-  _globals['_RECHUNKRESPONSE']._serialized_start=1147
-  _globals['_RECHUNKRESPONSE']._serialized_end=1190
-  _globals['_INGESTSERVICE']._serialized_start=1193
-  _globals['_INGESTSERVICE']._serialized_end=1739
+  _globals['_SUBMITSTREAMREQUEST']._serialized_start=311
+  _globals['_SUBMITSTREAMREQUEST']._serialized_end=437
+  _globals['_SUBMITSTREAMEND']._serialized_start=439
+  _globals['_SUBMITSTREAMEND']._serialized_end=476
+  _globals['_SUBMITSTREAMRESPONSE']._serialized_start=478
+  _globals['_SUBMITSTREAMRESPONSE']._serialized_end=542
+  _globals['_SUBMITRESPONSE']._serialized_start=545
+  _globals['_SUBMITRESPONSE']._serialized_end=682
+  _globals['_RETRYINGESTREQUEST']._serialized_start=684
+  _globals['_RETRYINGESTREQUEST']._serialized_end=736
+  _globals['_RETRYINGESTRESPONSE']._serialized_start=738
+  _globals['_RETRYINGESTRESPONSE']._serialized_end=792
+  _globals['_GETINGESTJOBREQUEST']._serialized_start=794
+  _globals['_GETINGESTJOBREQUEST']._serialized_end=847
+  _globals['_GETINGESTJOBRESPONSE']._serialized_start=849
+  _globals['_GETINGESTJOBRESPONSE']._serialized_end=903
+  _globals['_GETDOCUMENTRECORDREQUEST']._serialized_start=905
+  _globals['_GETDOCUMENTRECORDREQUEST']._serialized_end=963
+  _globals['_GETDOCUMENTRECORDRESPONSE']._serialized_start=965
+  _globals['_GETDOCUMENTRECORDRESPONSE']._serialized_end=1034
+  _globals['_LISTDOCUMENTRECORDSREQUEST']._serialized_start=1036
+  _globals['_LISTDOCUMENTRECORDSREQUEST']._serialized_end=1105
+  _globals['_LISTDOCUMENTRECORDSRESPONSE']._serialized_start=1107
+  _globals['_LISTDOCUMENTRECORDSRESPONSE']._serialized_end=1179
+  _globals['_REMOVEDOCUMENTREQUEST']._serialized_start=1181
+  _globals['_REMOVEDOCUMENTREQUEST']._serialized_end=1236
+  _globals['_REMOVEDOCUMENTRESPONSE']._serialized_start=1238
+  _globals['_REMOVEDOCUMENTRESPONSE']._serialized_end=1304
+  _globals['_RECHUNKREQUEST']._serialized_start=1306
+  _globals['_RECHUNKREQUEST']._serialized_end=1401
+  _globals['_RECHUNKRESPONSE']._serialized_start=1403
+  _globals['_RECHUNKRESPONSE']._serialized_end=1446
+  _globals['_INGESTSERVICE']._serialized_start=1449
+  _globals['_INGESTSERVICE']._serialized_end=2072
 # @@protoc_insertion_point(module_scope)

@@ -36,6 +36,28 @@ class SubmitRequest(_message.Message):
     password: str
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ..., password: _Optional[str] = ...) -> None: ...
 
+class SubmitStreamRequest(_message.Message):
+    __slots__ = ("header", "data", "end")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    header: SubmitRequest
+    data: bytes
+    end: SubmitStreamEnd
+    def __init__(self, header: _Optional[_Union[SubmitRequest, _Mapping]] = ..., data: _Optional[bytes] = ..., end: _Optional[_Union[SubmitStreamEnd, _Mapping]] = ...) -> None: ...
+
+class SubmitStreamEnd(_message.Message):
+    __slots__ = ("size_bytes",)
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    size_bytes: int
+    def __init__(self, size_bytes: _Optional[int] = ...) -> None: ...
+
+class SubmitStreamResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: SubmitResponse
+    def __init__(self, response: _Optional[_Union[SubmitResponse, _Mapping]] = ...) -> None: ...
+
 class SubmitResponse(_message.Message):
     __slots__ = ("job_id", "doc_id", "version", "deduplicated", "content_sha256", "metadata_updated")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -125,12 +147,14 @@ class RemoveDocumentResponse(_message.Message):
     def __init__(self, document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ...) -> None: ...
 
 class RechunkRequest(_message.Message):
-    __slots__ = ("generation", "chunking")
+    __slots__ = ("generation", "chunking", "validate_only")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     generation: int
     chunking: _types_pb2.Chunking
-    def __init__(self, generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class RechunkResponse(_message.Message):
     __slots__ = ("documents_queued",)

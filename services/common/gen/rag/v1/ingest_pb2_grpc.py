@@ -39,6 +39,11 @@ class IngestServiceStub:
                 request_serializer=rag_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_ingest__pb2.SubmitResponse.FromString,
                 _registered_method=True)
+        self.SubmitStream = channel.stream_unary(
+                '/rag.v1.IngestService/SubmitStream',
+                request_serializer=rag_dot_v1_dot_ingest__pb2.SubmitStreamRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_ingest__pb2.SubmitStreamResponse.FromString,
+                _registered_method=True)
         self.GetIngestJob = channel.unary_unary(
                 '/rag.v1.IngestService/GetIngestJob',
                 request_serializer=rag_dot_v1_dot_ingest__pb2.GetIngestJobRequest.SerializeToString,
@@ -76,6 +81,13 @@ class IngestServiceServicer:
 
     def Submit(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitStream(self, request_iterator, context):
+        """Submit with the bytes streamed in pieces.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -124,6 +136,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.Submit,
                     request_deserializer=rag_dot_v1_dot_ingest__pb2.SubmitRequest.FromString,
                     response_serializer=rag_dot_v1_dot_ingest__pb2.SubmitResponse.SerializeToString,
+            ),
+            'SubmitStream': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitStream,
+                    request_deserializer=rag_dot_v1_dot_ingest__pb2.SubmitStreamRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_ingest__pb2.SubmitStreamResponse.SerializeToString,
             ),
             'GetIngestJob': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIngestJob,
@@ -183,6 +200,33 @@ class IngestService:
             '/rag.v1.IngestService/Submit',
             rag_dot_v1_dot_ingest__pb2.SubmitRequest.SerializeToString,
             rag_dot_v1_dot_ingest__pb2.SubmitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/rag.v1.IngestService/SubmitStream',
+            rag_dot_v1_dot_ingest__pb2.SubmitStreamRequest.SerializeToString,
+            rag_dot_v1_dot_ingest__pb2.SubmitStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,
