@@ -90,6 +90,7 @@ CALLS = {  # method -> a request whose downstream answer is cheap (an error past
     "RebuildIndex": lambda c: c.stub.RebuildIndex(  # chunks too small: refused before anything is made
         gateway_pb2.RebuildIndexRequest(chunking=types_pb2.Chunking(target_tokens=1)), metadata=c.metadata
     ),
+    "EvaluateIndex": lambda c: c.stub.EvaluateIndex(gateway_pb2.EvaluateIndexRequest(number=999), metadata=c.metadata),
     "PromoteIndex": lambda c: c.stub.PromoteIndex(gateway_pb2.PromoteIndexRequest(number=999), metadata=c.metadata),
     "RollbackIndex": lambda c: c.stub.RollbackIndex(gateway_pb2.RollbackIndexRequest(), metadata=c.metadata),
     "DropIndexGeneration": lambda c: c.stub.DropIndexGeneration(
@@ -113,6 +114,7 @@ NEEDS = {  # the least role of each method
     "RevokeApiKey": A,
     "ListIndexGenerations": OP,
     "RebuildIndex": OP,
+    "EvaluateIndex": OP,
     "PromoteIndex": OP,
     "RollbackIndex": OP,
     "DropIndexGeneration": OP,

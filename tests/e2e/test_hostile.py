@@ -232,7 +232,8 @@ def test_index_generations_and_other_generations_need_an_operator(people, docume
     calls = {
         "ListIndexGenerations": gateway_pb2.ListIndexGenerationsRequest(),
         "RebuildIndex": gateway_pb2.RebuildIndexRequest(reason="hostile"),
-        "PromoteIndex": gateway_pb2.PromoteIndexRequest(number=1),
+        "EvaluateIndex": gateway_pb2.EvaluateIndexRequest(number=1, tenant="acme"),
+        "PromoteIndex": gateway_pb2.PromoteIndexRequest(number=1, force=True),
         "RollbackIndex": gateway_pb2.RollbackIndexRequest(),
         "DropIndexGeneration": gateway_pb2.DropIndexGenerationRequest(number=1),
     }

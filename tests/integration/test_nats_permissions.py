@@ -9,11 +9,12 @@ import nats
 import nats.errors
 import pytest
 from helpers import NatsServer
-from nats.js.api import AckPolicy, ConsumerConfig, KeyValueConfig
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from rag.v1 import events_pb2, gateway_pb2
 from services.common import nats_access, natsio
 from services.gateway.audit import AuditLog
+from services.retrieve.snapshots import snapshots_of
 
 PASSWORDS = {user: secrets.token_urlsafe(16) for user in nats_access.GRANTS}
 
@@ -114,10 +115,19 @@ async def test_each_service_does_its_own_work(sessions):
     pointer = await retrieve.js.key_value(natsio.KV_INDEX)
     await pointer.create("lease", b"r1")
     await retrieve.js.purge_stream("RAG_INDEX")
-    state = await retrieve.js.create_key_value(KeyValueConfig(bucket="rag_index_state"))
+    state = await retrieve.js.key_value(natsio.KV_INDEX_STATE)
     await state.put("g1", b"state")
-    snapshots = await retrieve.js.create_object_store("rag_snapshots")
-    await snapshots.put("g1", b"snapshot")
+    snapshots = await retrieve.js.object_store(natsio.OBJECTS_SNAPSHOTS)
+    await snapshots.put("g1/00000000000000000001", b"snapshot")
+    # What bounds the index stream: snapshots listed and pruned, consumers' floors, states purged.
+    assert await snapshots_of(snapshots, 1) == [(1, "g1/00000000000000000001")]
+    await snapshots.delete("g1/00000000000000000001")
+    assert [c.name for c in await retrieve.js.consumers_info("RAG_INDEX")] == ["retrieve"]
+    await retrieve.js.purge_stream("KV_rag_index_state", subject="$KV.rag_index_state.g1")
+    cache = await ingest.js.object_store(natsio.OBJECTS_CHUNK_CACHE)
+    await cache.put("acme/ZA/1.chunks", b"chunks")
+    await cache.delete("acme/ZA/1.chunks")
+    await raw.delete("acme/ZA/1")
 
     lifecycle = await ingest.js.pull_subscribe("rag.events.>", durable="lifecycle", stream="RAG_EVENTS")
     assert [m.data for m in await lifecycle.fetch(1, timeout=2)] == [b"indexed"]

@@ -33,6 +33,7 @@ LEAST = {
     "GetUsage": READER,
     "ListIndexGenerations": OPERATOR,
     "RebuildIndex": OPERATOR,
+    "EvaluateIndex": OPERATOR,
     "PromoteIndex": OPERATOR,
     "RollbackIndex": OPERATOR,
     "DropIndexGeneration": OPERATOR,
