@@ -78,7 +78,19 @@ async def serve(service: Service, stop_event: asyncio.Event | None = None) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_event.set)
 
-    await service.start()
+    # A stop asked for while warming up (waiting for NATS, a model, an index to catch up) ends the
+    # warm-up rather than waiting for it.
+    starting = asyncio.create_task(service.start())
+    stopping = asyncio.create_task(stop_event.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stopped while starting")
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        await server.stop(0)
+        return
+    stopping.cancel()
+    starting.result()  # a failed start says why
     service.ready = True
     for name in ["", *names]:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

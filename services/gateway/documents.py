@@ -103,6 +103,7 @@ class Documents:
                     content_type=header.content_type,
                     acl=list(header.acl),
                     metadata=dict(header.metadata),
+                    password=header.password,
                 )
             )
             size = 0

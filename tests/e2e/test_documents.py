@@ -75,7 +75,13 @@ def test_the_cli_sends_the_pdf_password_from_its_environment(system, admin, tmp_
     key = admin.create_key("vault-cli")
     (tmp_path / "minutes.pdf").write_bytes(encrypted_pdf(PAGES[2], user="quay-19"))
     out = cli_json(
-        system, "ingest", str(tmp_path / "minutes.pdf"), "--wait", key=key, env={"RAGMESH_PDF_PASSWORD": "quay-19"}
+        system,
+        "ingest",
+        str(tmp_path / "minutes.pdf"),
+        "--public",
+        "--wait",
+        key=key,
+        env={"RAGMESH_PDF_PASSWORD": "quay-19"},
     )
     assert "quay-19" not in json.dumps(out)
     client = system.client(key)

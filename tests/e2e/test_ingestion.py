@@ -14,6 +14,7 @@ from helpers import free_port_block
 from nats.js.errors import ObjectNotFoundError
 
 from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from services.cli.local import nats_passwords
 from services.common import natsio
 from services.common.ids import sha256_hex
 from services.ingest.storage import object_name
@@ -199,7 +200,8 @@ def raw_objects(system, tenant: str, doc_id: str, contents: list[bytes]) -> list
     """Whether the object store still holds each content's raw bytes for the document."""
 
     async def look() -> list[bool]:
-        nc = await natsio.connect(f"nats://127.0.0.1:{system.port_base}", "test")
+        password = nats_passwords(system.data)["ingest"]  # the raw bytes are ingest's
+        nc = await natsio.connect(f"nats://127.0.0.1:{system.port_base}", "ingest", password)
         try:
             store = await nc.jetstream().object_store(natsio.OBJECTS_RAW)
             found = []

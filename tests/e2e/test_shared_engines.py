@@ -20,6 +20,7 @@ from opensearch_server import OpenSearchServer
 from qdrant_server import QdrantServer
 
 from rag.v1 import retrieve_pb2, retrieve_pb2_grpc
+from services.cli.local import nats_passwords
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
 
@@ -64,6 +65,7 @@ class Replica:
             "RAGMESH_EMBED_ADDR": f"127.0.0.1:{self.system.port_base + 3}",
             "RAGMESH_DATA_DIR": str(self.system.data / self.name),
             "RAGMESH_INSTANCE": self.name,
+            "RAGMESH_NATS_PASSWORD": nats_passwords(self.system.data)["retrieve"],
         }
         log = open(self.system.data / "logs" / f"{self.name}.log", "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "services.retrieve"], env=env, stdout=log, stderr=log)

@@ -1,7 +1,12 @@
 """The retrieve service in-process against a real nats-server and the real embed service: an index
-generation is bound to the embedding model that built it."""
+generation is bound to the embedding model that built it; a stop while warming up ends the warm-up."""
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import grpc
 import numpy as np
@@ -74,3 +79,28 @@ async def test_a_query_from_another_model_than_the_generations_is_failed_precond
     assert "another-model@" in error.value.details() and model.model_id in error.value.details()
     assert "index generation 1" in error.value.details()
     await natsio.close(nc)
+
+
+def test_a_stop_while_warming_up_ends_the_warm_up(tmp_path):
+    """SIGTERM to a service still waiting for what it needs (here an embed service that never
+    answers) stops it instead of waiting for the warm-up to finish."""
+    base = free_port_block(4)
+    env = {
+        **os.environ,
+        "RAGMESH_GRPC_PORT": str(base),
+        "RAGMESH_EMBED_ADDR": f"127.0.0.1:{base + 1}",  # nothing listens there
+        "RAGMESH_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "services.retrieve"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # listening, then waiting for embed
+            if '"listening"' in line:
+                break
+        time.sleep(1)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert "stopped while starting" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
