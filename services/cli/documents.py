@@ -12,8 +12,9 @@ import grpc
 import typer
 
 from rag.v1 import gateway_pb2, types_pb2
-from services.cli.client import UPLOAD_PIECE, Client, client_for
-from services.cli.files import Options, PathProblem, collect, open_file, pieces
+from ragmesh_client import Client
+from services.cli.client import client_for
+from services.cli.files import Options, PathProblem, collect, open_file
 from services.cli.options import DataDir, JsonOut, NullBar, TenantOpt, doc_dict, emit, fail, status_name
 
 docs_app = typer.Typer(help="Documents in the registry.", no_args_is_help=True)
@@ -57,7 +58,7 @@ def _wait_jobs(client: Client, jobs: list[str], show: bool) -> dict[str, types_p
         while pending:
             still = []
             for index, job_id in enumerate(pending):
-                job = client.call("GetJob", gateway_pb2.GetJobRequest(job_id=job_id)).job
+                job = client.get_job(job_id)
                 if job.status in TERMINAL_JOBS:
                     done[job_id] = job
                     bar.update(1)
@@ -141,7 +142,17 @@ def ingest(
                 if pdf_password and stream.read(1024).lstrip().startswith(b"%PDF"):
                     header.password = pdf_password
                 stream.seek(0)
-                return header.doc_id, client.upload_pieces(header, lambda: pieces(stream, UPLOAD_PIECE)), None
+                sent = client.upload(
+                    stream,
+                    doc_id=header.doc_id,
+                    title=header.title,
+                    acl=header.acl,
+                    metadata=header.metadata,
+                    content_type=header.content_type,
+                    source_name=header.source_name,
+                    password=header.password,
+                )
+                return header.doc_id, sent, None
         except OSError as exc:
             return header.doc_id, None, f"cannot read it: {exc.strerror or exc}"
         except grpc.RpcError as exc:
@@ -206,15 +217,13 @@ def docs_list(
 ):
     """Documents of your tenant that your key may read, with version and status."""
     try:
-        response = client_for(data, tenant).call(
-            "ListDocuments", gateway_pb2.ListDocumentsRequest(include_deleted=include_deleted)
-        )
+        documents = client_for(data, tenant).list_documents(include_deleted=include_deleted)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
-        emit({"documents": [doc_dict(d) for d in response.documents]})
+        emit({"documents": [doc_dict(d) for d in documents]})
         return
-    for d in response.documents:
+    for d in documents:
         status = status_name(types_pb2.DocumentStatus, d.status, "DOCUMENT_STATUS_")
         chunks = d.versions[-1].chunk_count if d.versions else 0
         typer.echo(f"{d.doc_id}\tv{d.current_version}\t{status}\t{chunks} chunks")
@@ -224,7 +233,7 @@ def docs_list(
 def docs_get(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """One document: every version, status, chunk count and error."""
     try:
-        record = client_for(data, tenant).call("GetDocument", gateway_pb2.GetDocumentRequest(doc_id=doc_id)).document
+        record = client_for(data, tenant).get_document(doc_id)
     except grpc.RpcError as exc:
         fail(exc)
     out = doc_dict(record)
@@ -247,9 +256,7 @@ def docs_get(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json
 def docs_delete(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """Remove a document's chunks from the index; the registry keeps a tombstone."""
     try:
-        record = (
-            client_for(data, tenant).call("DeleteDocument", gateway_pb2.DeleteDocumentRequest(doc_id=doc_id)).document
-        )
+        record = client_for(data, tenant).delete_document(doc_id)
     except grpc.RpcError as exc:
         fail(exc)
     emit(doc_dict(record)) if as_json else typer.echo(f"deleted {doc_id}")
@@ -259,7 +266,7 @@ def docs_delete(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_j
 def docs_retry(doc_id: str, data: Path = DataDir, tenant: str = TenantOpt, as_json: bool = JsonOut):
     """Re-queue a document whose current version failed."""
     try:
-        response = client_for(data, tenant).call("RetryDocument", gateway_pb2.RetryDocumentRequest(doc_id=doc_id))
+        response = client_for(data, tenant).retry_document(doc_id)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:

@@ -5,6 +5,8 @@ judgments), recall@100 over judgments with score > 0, MRR@10. Rankings are per d
 search returns chunks, capped at one per document.
 """
 
+import dataclasses
+import io
 import json
 import re
 import time
@@ -14,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.v1 import gateway_pb2, types_pb2
-from services.cli.client import Client
+from rag.v1 import types_pb2
+from ragmesh_client import Client, RetryPolicy
 from services.common.metrics import MODES, scores
+from services.generate.confidence import Gate, Signals, passes
 
 DEPTH = 100
 
@@ -27,6 +30,7 @@ class Dataset:
     corpus: list[dict]
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    skipped: int = 0  # judged queries without text in queries.jsonl: left out, as trec_eval and BEIR do
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -41,8 +45,15 @@ def load_dataset(folder: Path) -> Dataset:
         if len(parts) < 3 or not parts[2].strip().lstrip("-").isdigit():
             continue  # the header line, when there is one
         qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    queries = {q["_id"]: q["text"] for q in read_jsonl(folder / "queries.jsonl") if q["_id"] in qrels}
-    return Dataset(folder.resolve().name, read_jsonl(folder / "corpus.jsonl"), queries, qrels)
+    queries = {
+        str(q["_id"]): q["text"]
+        for q in read_jsonl(folder / "queries.jsonl")
+        if str(q["_id"]) in qrels and str(q.get("text") or "").strip()
+    }
+    # A judged query without text cannot be searched: scoring it 0 would understate every mode.
+    judged = {qid: docs for qid, docs in qrels.items() if qid in queries}
+    skipped = len(qrels) - len(judged)
+    return Dataset(folder.resolve().name, read_jsonl(folder / "corpus.jsonl"), queries, judged, skipped)
 
 
 def tenant_for(name: str) -> str:
@@ -53,22 +64,16 @@ def ingest_corpus(client: Client, dataset: Dataset, concurrency: int = 8, progre
     """Upload every document; unchanged ones are deduplicated by the system. Waits until indexed."""
 
     def send(doc):
-        header = gateway_pb2.DocumentHeader(
-            doc_id=str(doc["_id"]), title=doc.get("title", ""), content_type="text/plain"
-        )
-        return client.upload(header, doc.get("text", "").encode())
+        text = io.BytesIO(doc.get("text", "").encode())
+        return client.upload(text, doc_id=str(doc["_id"]), title=doc.get("title", ""), content_type="text/plain")
 
     with ThreadPoolExecutor(concurrency) as pool:
         responses = list(pool.map(send, dataset.corpus))
     pending = [r.job_id for r in responses if not r.deduplicated]
     failed = 0
     for job_id in pending:
-        while True:
-            job = client.call("GetJob", gateway_pb2.GetJobRequest(job_id=job_id)).job
-            if job.status in (types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED):
-                failed += job.status == types_pb2.JOB_STATUS_FAILED
-                break
-            time.sleep(0.2)
+        job = client.wait_for_job(job_id, timeout=3600, poll_s=0.2)
+        failed += job.status == types_pb2.JOB_STATUS_FAILED
         if progress:
             progress(1)
     return {"documents": len(responses), "submitted": len(pending), "failed": failed}
@@ -86,19 +91,21 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str], generation: int
     report = {
         "dataset": dataset.name,
         "queries": len(dataset.queries),
+        "skipped_queries": dataset.skipped,
         "generation": None,
         "model_id": "",
         "index_watermark": 0,
         "modes": {},
     }
     for mode in modes:
-        run, latencies, last = search_all(client, dataset, MODES[mode], generation)
+        run, latencies, last, decisions = search_all(client, dataset, MODES[mode], generation)
         metrics = scores(dataset.qrels, run)
         metrics["latency_ms"] = {
             p: round(float(np.percentile(latencies, int(p[1:]))), 2) for p in ("p50", "p95", "p99")
         }
         metrics["fusion"] = {
             "method": last.fusion.method,
+            "decisions": decisions,
             "dense_weight": round(last.fusion.dense_weight, 4),
             "rrf_k": last.fusion.rrf_k,
             "candidate_depth": last.fusion.candidate_depth,
@@ -112,27 +119,38 @@ def evaluate(client: Client, dataset: Dataset, modes: list[str], generation: int
 
 
 def search_all(client: Client, dataset: Dataset, fusion: types_pb2.FusionParams, generation: int = 0):
-    """Run every query; the run (doc -> score, per query), latencies in ms, and the last response."""
-    run, latencies, last = {}, [], None
+    """Run every query; the run (doc -> score, per query), latencies in ms, the last response, and how
+    often `auto` decided each way (reason -> queries)."""
+    run, latencies, last, decisions = {}, [], None, {}
     request_fusion = fusion_with_cap(fusion)
+    waited: list[float] = []  # waits for a rate limit are not latency
+    client.retry = dataclasses.replace(client.retry or RetryPolicy(), on_retry=lambda r: waited.append(r.delay_s))
     for qid, text in dataset.queries.items():
-        last, took_ms = client.call_timed(
-            "Search",
-            gateway_pb2.SearchRequest(query=text, top_k=DEPTH, fusion=request_fusion, generation=generation),
-        )
-        latencies.append(took_ms)
+        started = time.perf_counter()
+        last = client.search(text, top_k=DEPTH, fusion=request_fusion, generation=generation)
+        latencies.append((time.perf_counter() - started - sum(waited)) * 1000)
+        waited.clear()
+        reason = last.fusion.decision.reason
+        if reason:
+            decisions[reason] = decisions.get(reason, 0) + 1
         ranking: dict[str, float] = {}
         for rank, hit in enumerate(last.hits):
             ranking.setdefault(hit.chunk.doc_id, float(DEPTH - rank))
         run[qid] = ranking
-    return run, latencies, last
+    return run, latencies, last, decisions
 
 
 def markdown(report: dict) -> str:
     lines = [
         f"# Retrieval evaluation: {report['dataset']}",
         "",
-        f"{report['queries']} queries; index generation `{report['generation']}`; "
+        f"{report['queries']} queries"
+        + (
+            f" ({report['skipped_queries']} judged queries without text in queries.jsonl left out)"
+            if report.get("skipped_queries")
+            else ""
+        )
+        + f"; index generation `{report['generation']}`; "
         f"model `{report['model_id']}`; index watermark {report['index_watermark']}.",
         "",
         "| mode | fusion | nDCG@10 | recall@100 | MRR@10 | p50 ms | p95 ms | p99 ms |",
@@ -140,7 +158,9 @@ def markdown(report: dict) -> str:
     ]
     for mode, m in report["modes"].items():
         f = m["fusion"]
-        fusion = f["method"] + (f" w={f['dense_weight']}" if f["method"] not in ("dense", "lexical") else "")
+        fusion = f["method"] + (f" w={f['dense_weight']}" if f["method"] not in ("dense", "lexical", "auto") else "")
+        if f.get("decisions"):
+            fusion += " (" + ", ".join(f"{reason} {n}" for reason, n in sorted(f["decisions"].items())) + ")"
         lines.append(
             f"| {mode} | {fusion} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | {m['mrr@10']:.4f} | "
             f"{m['latency_ms']['p50']} | {m['latency_ms']['p95']} | {m['latency_ms']['p99']} |"
@@ -162,6 +182,9 @@ class AnswerRecord:
     reason: str
     best_dense: float
     confidence: float
+    agreement: bool = False
+    coverage: float = 0.0
+    dense_read: bool = True  # the dense side was searched: its cosine can judge the hits
 
     @property
     def answerable(self) -> bool:
@@ -179,11 +202,7 @@ def ask_all(client: Client, questions: dict[str, str], kind: str) -> list[Answer
     """Every question with the retrieval gate off, so that any threshold can be applied afterwards."""
     records = []
     for qid, text in questions.items():
-        request = gateway_pb2.AskRequest(question=text, no_cache=True, min_retrieval_score=GATE_OFF)
-        final = None
-        for message in client.call_stream("Ask", request):
-            if message.HasField("final"):
-                final = message.final
+        final = client.ask(text, no_cache=True, min_retrieval_score=GATE_OFF)
         dense = [h.dense_score for h in final.manifest.hits if h.dense_matched]
         records.append(
             AnswerRecord(
@@ -193,16 +212,24 @@ def ask_all(client: Client, questions: dict[str, str], kind: str) -> list[Answer
                 types_pb2.AbstainReason.Name(final.abstain_reason).removeprefix("ABSTAIN_REASON_"),
                 max(dense, default=-1.0),
                 final.confidence,
+                final.manifest.signals.agreement,
+                final.manifest.signals.lexical_coverage,
+                not final.manifest.signals.dense_skipped,
             )
         )
     return records
 
 
-def answered(record: AnswerRecord, threshold: float) -> bool:
+def answered(record: AnswerRecord, threshold: float | Gate) -> bool:
+    """Answered under a dense threshold alone, or under a whole gate (its three signals)."""
+    if isinstance(threshold, Gate):
+        return not record.abstained and passes(
+            Signals(record.best_dense, record.agreement, record.coverage, record.dense_read), threshold
+        )
     return not record.abstained and record.best_dense >= threshold
 
 
-def abstention_at(records: list[AnswerRecord], threshold: float) -> dict[str, float]:
+def abstention_at(records: list[AnswerRecord], threshold: float | Gate) -> dict[str, float]:
     """Rates when questions whose best dense score is under `threshold` abstain as well."""
     answerable = [r for r in records if r.answerable]
     unanswerable = [r for r in records if not r.answerable]
@@ -247,9 +274,10 @@ def calibrate(records: list[AnswerRecord], goal: float = 0.9) -> dict:
     }
 
 
-def answers_report(records: list[AnswerRecord], configured: float) -> dict:
-    """Rates at the configured gate and at the calibrated one: over every unanswerable question, and
-    per kind of unanswerable question; plus each kind's best-dense-score quartiles."""
+def answers_report(records: list[AnswerRecord], configured: Gate) -> dict:
+    """Rates at the configured gate (all its signals) and at the best dense threshold alone: over
+    every unanswerable question, and per kind of unanswerable question; plus each kind's
+    best-dense-score quartiles."""
     kinds = sorted({r.kind for r in records})
     report = {
         "questions": {kind: sum(r.kind == kind for r in records) for kind in kinds},
@@ -260,7 +288,12 @@ def answers_report(records: list[AnswerRecord], configured: float) -> dict:
             ]
             for kind in kinds
         },
-        "configured": {"min_dense_score": configured, **abstention_at(records, configured)},
+        "configured": {
+            "min_dense_score": configured.min_dense,
+            "min_dense_with_agreement": configured.min_dense_with_agreement,
+            "min_question_coverage": configured.min_coverage,
+            **abstention_at(records, configured),
+        },
         "calibrated": calibrate(records),
     }
     unanswerable_kinds = [k for k in kinds if k != ANSWERABLE]

@@ -120,10 +120,3 @@ def open_file(path: Path) -> BinaryIO:
     """The file, for reading as it is sent. The final component is opened without following links:
     a file swapped for a link after it was checked is refused."""
     return os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0)), "rb")
-
-
-def pieces(stream: BinaryIO, size: int) -> Iterator[bytes]:
-    """The stream's bytes from the start, in pieces of `size` (read again for a retried upload)."""
-    stream.seek(0)
-    while piece := stream.read(size):
-        yield piece

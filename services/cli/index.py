@@ -9,7 +9,8 @@ import typer
 from google.protobuf.json_format import MessageToDict
 
 from rag.v1 import gateway_pb2, retrieve_pb2
-from services.cli.client import Client, tenant_key
+from ragmesh_client import Client
+from services.cli.client import connect, tenant_key
 from services.cli.local import data_dir
 from services.cli.options import DataDir, JsonOut, emit, fail
 
@@ -23,7 +24,7 @@ def _pointer_dict(pointer) -> dict:
 
 
 def _generations(client: Client) -> gateway_pb2.ListIndexGenerationsResponse:
-    return client.call("ListIndexGenerations", gateway_pb2.ListIndexGenerationsRequest())
+    return client.list_index_generations()
 
 
 def _wait_replayed(client: Client, number: int, timeout: float, caught_up: bool = False) -> None:
@@ -59,7 +60,7 @@ def _chunking_text(record) -> str:
 def index_list(data: Path = DataDir, as_json: bool = JsonOut):
     """Every generation on the retrieve replica that answers: what it is made of, how far it is."""
     try:
-        reply = _generations(Client(data))
+        reply = _generations(connect(data))
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
@@ -91,32 +92,51 @@ def index_rebuild(
     ),
     chunk_tokens: int = typer.Option(None, "--chunk-tokens", help="Chunk size of the new generation (re-chunks)."),
     chunk_overlap: int = typer.Option(None, "--chunk-overlap", help="Overlap of the new generation's chunks."),
+    model: str = typer.Option(
+        "",
+        "--model",
+        help="Another embedding model the embed service serves (id or name): every chunk is embedded again with it.",
+    ),
     wait: bool = typer.Option(False, "--wait", help="Return when the new generation holds every document."),
     timeout: float = typer.Option(3600, "--timeout", help="Seconds --wait may take."),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
-    """Build a new generation beside the active one, by replaying the index stream or (--rechunk,
-    --chunk-tokens) by re-chunking every stored document; the active one keeps serving until a
-    promotion."""
-    request = gateway_pb2.RebuildIndexRequest(reason=reason, rechunk=rechunk)
+    """Build a new generation beside the active one, by replaying the index stream, (--rechunk,
+    --chunk-tokens) by re-chunking every stored document, or (--model) by embedding every chunk again
+    with another model; the active one keeps serving until a promotion."""
+    request = gateway_pb2.RebuildIndexRequest(reason=reason, rechunk=rechunk, embedding_model=model)
     if chunk_tokens is not None or chunk_overlap is not None:
         if chunk_tokens is None or chunk_overlap is None:
             raise typer.BadParameter("give --chunk-tokens and --chunk-overlap together")
         request.chunking.target_tokens, request.chunking.overlap_tokens = chunk_tokens, chunk_overlap
-    client = Client(data)
+    client = connect(data)
     try:
-        reply = client.call("RebuildIndex", request)
+        reply = client.rebuild_index(request)
         record = reply.generation
         if wait:
             _wait_replayed(client, record.number, timeout)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
-        emit({**MessageToDict(record, preserving_proto_field_name=True), "documents_queued": reply.documents_queued})
+        emit(
+            {
+                **MessageToDict(record, preserving_proto_field_name=True),
+                "documents_queued": reply.documents_queued,
+                "queued_later": reply.queued_later,
+            }
+        )
     elif record.rechunk:
-        state = "holds every document" if wait else f"re-chunking {reply.documents_queued} documents"
+        if wait:
+            state = "holds every document"
+        elif reply.queued_later:
+            state = "recorded; ingest queues its documents as soon as it runs"
+        else:
+            state = f"re-chunking {reply.documents_queued} documents"
         typer.echo(f"generation {record.number}: {state}")
+    elif model:
+        state = "holds every document" if wait else "re-embedding every chunk"
+        typer.echo(f"generation {record.number} ({record.embedding_model_id}): {state}")
     else:
         state = "replayed" if wait else f"replaying {record.replay_until} events"
         typer.echo(f"generation {record.number}: {state}")
@@ -145,7 +165,7 @@ def index_evaluate(
     is ingested first, into a tenant of its own); the verdict is kept on the generation's record and
     is what a promotion checks."""
     try:
-        verdict = _evaluate(Client(data), data, number, dataset_dir, tolerance, modes, timeout)
+        verdict = _evaluate(connect(data), data, number, dataset_dir, tolerance, modes, timeout)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
@@ -161,7 +181,7 @@ def _evaluate(admin: Client, data: Path, number: int, dataset_dir: Path, toleran
 
     dataset = evaluate.load_dataset(dataset_dir)
     tenant = evaluate.tenant_for(dataset.name)
-    client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
+    client = connect(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval"))
     evaluate.ingest_corpus(client, dataset)
     _wait_replayed(admin, number, timeout, caught_up=True)
     request = gateway_pb2.EvaluateIndexRequest(
@@ -172,7 +192,7 @@ def _evaluate(admin: Client, data: Path, number: int, dataset_dir: Path, toleran
         modes=[m.strip() for m in modes.split(",") if m.strip()],
         tolerance=tolerance,
     )
-    return admin.call("EvaluateIndex", request).verdict
+    return admin.evaluate_index(request).verdict
 
 
 @index_app.command("promote")
@@ -190,7 +210,7 @@ def index_promote(
     """Switch searches to generation NUMBER, atomically on every replica. The server refuses unless
     the generation holds a passing evaluation against the active one (`ragmesh index evaluate`, or
     --dataset here), or the switch is forced."""
-    admin = Client(data)
+    admin = connect(data)
     result: dict = {"generation": number}
     try:
         active = _generations(admin).pointer.active
@@ -205,7 +225,7 @@ def index_promote(
                     typer.echo(_verdict_text(verdict), err=True)
                 raise typer.Exit(1)
         request = gateway_pb2.PromoteIndexRequest(number=number, expected_active=active, note=note, force=force)
-        pointer = admin.call("PromoteIndex", request).pointer
+        pointer = admin.promote_index(request).pointer
     except grpc.RpcError as exc:
         fail(exc)
     result.update(promoted=True, note=pointer.note, pointer=_pointer_dict(pointer))
@@ -219,7 +239,7 @@ def index_promote(
 def index_rollback(data: Path = DataDir, as_json: bool = JsonOut):
     """Serve the previous generation again."""
     try:
-        pointer = Client(data).call("RollbackIndex", gateway_pb2.RollbackIndexRequest()).pointer
+        pointer = connect(data).rollback_index().pointer
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
@@ -232,8 +252,7 @@ def index_rollback(data: Path = DataDir, as_json: bool = JsonOut):
 def index_drop(number: int = typer.Argument(...), data: Path = DataDir, as_json: bool = JsonOut):
     """Remove a generation that is not active: its engines' data, its state and its stream consumer."""
     try:
-        request = gateway_pb2.DropIndexGenerationRequest(number=number)
-        pointer = Client(data).call("DropIndexGeneration", request).pointer
+        pointer = connect(data).drop_index_generation(number).pointer
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:

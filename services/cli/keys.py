@@ -8,7 +8,7 @@ import typer
 from google.protobuf.json_format import MessageToDict
 
 from rag.v1 import gateway_pb2
-from services.cli.client import Client
+from services.cli.client import connect
 from services.cli.options import DataDir, JsonOut, emit, fail, status_name
 
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
@@ -35,11 +35,8 @@ def keys_create(
     if role not in ROLES:
         raise typer.BadParameter("role is reader, writer, admin or operator")
     try:
-        response = Client(data).call(
-            "CreateApiKey",
-            gateway_pb2.CreateApiKeyRequest(
-                tenant=tenant, principals=principal or [], role=ROLES[role], description=description, ttl_seconds=ttl
-            ),
+        response = connect(data).create_api_key(
+            tenant, ROLES[role], principals=principal or [], description=description, ttl_seconds=ttl
         )
     except grpc.RpcError as exc:
         fail(exc)
@@ -57,7 +54,7 @@ def keys_list(
 ):
     """API keys (never the keys themselves): id, tenant, role, principals, state."""
     try:
-        keys = Client(data).call("ListApiKeys", gateway_pb2.ListApiKeysRequest(tenant=tenant)).keys
+        keys = connect(data).list_api_keys(tenant)
     except grpc.RpcError as exc:
         fail(exc)
     rows = [
@@ -84,7 +81,7 @@ def keys_list(
 def keys_revoke(key_id: str, data: Path = DataDir, as_json: bool = JsonOut):
     """Revoke an API key by its id (from `ragmesh keys list`)."""
     try:
-        key = Client(data).call("RevokeApiKey", gateway_pb2.RevokeApiKeyRequest(key_id=key_id)).key
+        key = connect(data).revoke_api_key(key_id)
     except grpc.RpcError as exc:
         fail(exc)
     emit({"key_id": key.key_id, "revoked": key.revoked}) if as_json else typer.echo(f"revoked {key.key_id}")
@@ -97,7 +94,7 @@ def usage(
 ):
     """Usage today and this month (UTC), with the limits in force."""
     try:
-        response = Client(data).call("GetUsage", gateway_pb2.GetUsageRequest(tenant=tenant))
+        response = connect(data).usage(tenant)
     except grpc.RpcError as exc:
         fail(exc)
     out = {

@@ -11,7 +11,7 @@ from services.common import nats_access
 
 DEFAULT_PORT_BASE = 50050
 SERVICES = ("embed", "generate", "retrieve", "ingest", "gateway")  # start order: dependencies first
-OFFSETS = {"nats": 0, "gateway": 1, "ingest": 2, "embed": 3, "retrieve": 4, "generate": 5, "otlp": 6}
+OFFSETS = {"nats": 0, "gateway": 1, "ingest": 2, "embed": 3, "retrieve": 4, "generate": 5, "otlp": 6, "llm": 7}
 METRICS_OFFSET = 10
 
 

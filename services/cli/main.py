@@ -10,8 +10,9 @@ import grpc
 import typer
 
 from rag.v1 import gateway_pb2
+from ragmesh_client import Client
 from services.cli import documents, keys, queries
-from services.cli.client import ALLOW_PLAINTEXT, Client, tenant_key
+from services.cli.client import ALLOW_PLAINTEXT, connect, tenant_key
 from services.cli.index import index_app
 from services.cli.local import DEFAULT_PORT_BASE, data_dir
 from services.cli.options import DataDir, JsonOut, NullBar, emit, fail
@@ -46,17 +47,27 @@ def up(
         help="JetStream fsync: 'always' (no acked write lost on "
         "power failure, slower) or a duration like '2m' (NATS default).",
     ),
+    llm: str = typer.Option(
+        "none",
+        "--llm",
+        help="'local': also start a local LLM server (llama.cpp, the packaged Qwen2.5 0.5B) and answer with it.",
+    ),
 ):
     """Start NATS and the five services; print `ready` and the gateway address; Ctrl-C stops all."""
-    from services.cli.up import LocalSystem
+    from services.cli.up import LLM_CHOICES, LocalSystem
+    from services.cli.welcome import command_name, next_steps
 
-    system = LocalSystem(data_dir(data), port_base, sync_interval)
+    if llm not in LLM_CHOICES:
+        raise typer.BadParameter(f"use one of {', '.join(LLM_CHOICES)}", param_hint="--llm")
+    system = LocalSystem(data_dir(data), port_base, sync_interval, llm=llm)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         gateway = system.start()
         typer.echo(f"ragmesh ready: gateway {gateway} (data {system.data})", err=False)
+        for line in next_steps(system.data, command_name()):
+            typer.echo(line)
         sys.stdout.flush()
         dead = system.watch(
             stop, on_restart=lambda name, code: typer.echo(f"{name} exited with {code}; restarting", err=True)
@@ -86,6 +97,12 @@ def eval_command(
         None, "--unanswerable", help="Another BEIR dataset whose queries, asked of this corpus, count as unanswerable."
     ),
     generation: int = typer.Option(0, "--generation", help="Index generation to search; 0 = the active one."),
+    qa: Path = typer.Option(
+        None,
+        "--qa",
+        help="Questions with gold answers (JSON lines: _id, question, answers, doc_ids) over this corpus: report "
+        "answer correctness, citation precision and faithfulness of the configured provider.",
+    ),
     data: Path = DataDir,
     as_json: bool = JsonOut,
 ):
@@ -98,12 +115,12 @@ def eval_command(
     if unknown:
         raise typer.BadParameter(f"unknown modes {unknown}; use {', '.join(evaluate.MODES)}")
     dataset = evaluate.load_dataset(dataset_dir)
-    admin = Client(data)
+    admin = connect(data)
     try:
         # Searching another generation than the active one is an operator's.
         role = gateway_pb2.ROLE_OPERATOR if generation else gateway_pb2.ROLE_WRITER
         tenant = evaluate.tenant_for(dataset.name)
-        client = Client(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval", role))
+        client = connect(data, api_key=tenant_key(admin, data_dir(data), tenant, "ragmesh eval", role))
         show = not as_json and sys.stderr.isatty()
         with (
             typer.progressbar(length=len(dataset.corpus), label="indexing", file=sys.stderr)
@@ -114,12 +131,21 @@ def eval_command(
         report = evaluate.evaluate(client, dataset, chosen, generation=generation)
         if answers or unanswerable:
             report["answers"] = _answers(evaluate, admin, data, client, dataset, unanswerable)
+        if qa:
+            from services.cli import answer_quality
+
+            rows = answer_quality.ask_gold(client, answer_quality.load_questions(qa))
+            report["answer_quality"] = {"summary": answer_quality.summary(rows), "questions": rows}
     except grpc.RpcError as exc:
         fail(exc)
     report["ingest"] = ingested
     text = evaluate.markdown(report)
     if "answers" in report:
         text += "\n" + evaluate.answers_markdown(report["answers"])
+    if "answer_quality" in report:
+        from services.cli import answer_quality
+
+        text += "\n" + answer_quality.markdown([report["answer_quality"]["summary"]])
     if out:
         out.write_text(text)
     if as_json:
@@ -131,19 +157,20 @@ def eval_command(
 def _answers(evaluate, admin: Client, data: Path, client: Client, dataset, unanswerable: Path | None) -> dict:
     """Answerable: the judged queries over the whole corpus. Unanswerable: the same queries over the
     corpus without their relevant documents, and the queries of `unanswerable` if given."""
-    configured = next(
-        m.final.manifest.generation_parameters.get("min_dense_score", "0")
-        for m in client.call_stream("Ask", gateway_pb2.AskRequest(question="calibration probe", no_cache=True))
-        if m.HasField("final")
+    parameters = client.ask("calibration probe", no_cache=True).manifest.generation_parameters
+    configured = evaluate.Gate(
+        float(parameters.get("min_dense_score", "0")),
+        float(parameters.get("min_dense_with_agreement", "1")),
+        float(parameters.get("min_question_coverage", "1")),
     )
     hidden = evaluate.held_out(dataset)
-    hidden_client = Client(data, api_key=tenant_key(admin, data_dir(data), evaluate.tenant_for(hidden.name), "eval"))
+    hidden_client = connect(data, api_key=tenant_key(admin, data_dir(data), evaluate.tenant_for(hidden.name), "eval"))
     evaluate.ingest_corpus(hidden_client, hidden)
     records = evaluate.ask_all(client, dataset.queries, evaluate.ANSWERABLE)
     records += evaluate.ask_all(hidden_client, hidden.queries, "held-out")
     if unanswerable:
         records += evaluate.ask_all(client, evaluate.load_dataset(unanswerable).queries, "out-of-domain")
-    return evaluate.answers_report(records, float(configured))
+    return evaluate.answers_report(records, configured)
 
 
 @app.command()

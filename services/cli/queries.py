@@ -6,8 +6,8 @@ import grpc
 import typer
 from google.protobuf.json_format import MessageToDict
 
-from rag.v1 import gateway_pb2, types_pb2
-from services.cli.client import Client, client_for
+from rag.v1 import types_pb2
+from services.cli.client import client_for, connect
 from services.cli.options import DataDir, JsonOut, TenantOpt, emit, fail, status_name
 
 
@@ -47,21 +47,14 @@ def search(
     params = types_pb2.FusionParams(method=fusion, dense_depth=dense_depth, lexical_depth=lexical_depth)
     if dense_weight is not None:
         params.dense_weight = dense_weight
-    filters = []
+    filters = {}
     for item in where or []:
         key, sep, values = item.partition("=")
         if not sep or not values:
             raise typer.BadParameter(f"--where {item!r}: use KEY=VALUE[,VALUE...]")
-        filters.append(types_pb2.MetadataFilter(key=key, any_of=values.split(",")))
-    request = gateway_pb2.SearchRequest(
-        query=query,
-        top_k=top_k,
-        metadata_filters=filters,
-        date_range=types_pb2.DateRange(start=since, end=until),
-        fusion=params,
-    )
+        filters[key] = values.split(",")
     try:
-        response = client.call("Search", request)
+        response = client.search(query, top_k=top_k, where=filters, since=since, until=until, fusion=params)
     except grpc.RpcError as exc:
         fail(exc)
     if as_json:
@@ -88,6 +81,11 @@ def search(
 def ask(
     question: str,
     top_k: int = typer.Option(0, "--top-k"),
+    conversation: str = typer.Option(
+        "",
+        "--conversation",
+        help="Conversation id (any name): follow-ups are read with its earlier turns, which ragmesh keeps.",
+    ),
     data: Path = DataDir,
     tenant: str = TenantOpt,
     as_json: bool = JsonOut,
@@ -96,7 +94,7 @@ def ask(
     client = client_for(data, tenant)
     final = None
     try:
-        for message in client.call("Ask", gateway_pb2.AskRequest(question=question, top_k=top_k)):
+        for message in client.ask_stream(question, top_k=top_k, conversation_id=conversation):
             if message.HasField("final"):
                 final = message.final
             elif not as_json:
@@ -113,6 +111,8 @@ def ask(
             {"source": c.source_number, "doc_id": c.doc_id, "chunk_id": c.chunk_id, "score": c.score, "quote": c.quote}
             for c in final.citations
         ],
+        "notes": [status_name(types_pb2.AnswerNote, n, "ANSWER_NOTE_") for n in final.notes],
+        "rewritten_query": m.rewritten_query,
         "query_id": m.query_id,
         "trace_id": m.trace_id,
         "cached": final.cached,
@@ -128,15 +128,29 @@ def ask(
         typer.echo(f"(abstained: {result['abstain_reason'].replace('_', ' ')})")
     else:
         typer.echo("")
-        for c in final.citations:
-            typer.echo(f"  [{c.source_number}] {c.doc_id}  chunk {c.chunk_id}")
+        for line in citation_lines(final.citations):
+            typer.echo(line)
+    if m.rewritten_query:
+        typer.echo(f"searched as: {m.rewritten_query}")
+    for note in result["notes"]:
+        typer.echo(f"note: {note.replace('_', ' ')}")
     typer.echo(f"confidence {final.confidence:.2f}; query {m.query_id}; watermark {m.index_watermark}")
+
+
+def citation_lines(citations) -> list[str]:
+    """One line per source, however many sentences cite it."""
+    lines, seen = [], set()
+    for c in citations:
+        if (c.source_number, c.chunk_id) not in seen:
+            seen.add((c.source_number, c.chunk_id))
+            lines.append(f"  [{c.source_number}] {c.doc_id}  chunk {c.chunk_id}")
+    return lines
 
 
 def replay(query_id: str, data: Path = DataDir, as_json: bool = JsonOut):
     """Re-run a logged Ask; show what changed (retrieved set, ranks, answer, status) and why."""
     try:
-        response = Client(data).call("Replay", gateway_pb2.ReplayRequest(query_id=query_id), timeout=120)
+        response = connect(data).replay(query_id)
     except grpc.RpcError as exc:
         fail(exc)
     original, replayed = response.original, response.replayed
@@ -179,7 +193,7 @@ def feedback(
 ):
     """Rate an answer; stored with its audit record."""
     try:
-        Client(data).call("Feedback", gateway_pb2.FeedbackRequest(query_id=query_id, rating=rating, comment=comment))
+        connect(data).feedback(query_id, rating, comment)
     except grpc.RpcError as exc:
         fail(exc)
     typer.echo(f"feedback stored for {query_id}")

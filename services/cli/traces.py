@@ -96,6 +96,8 @@ KEY_ATTRIBUTES = (
     "rag.tokens",
     "rag.chunks",
     "rag.fusion.method",
+    "rag.fusion.reason",
+    "rag.rerank.status",
     "rag.answer.status",
     "rpc.grpc.status_code",
 )

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import grpc
+import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ragmesh_client import TLS
+from ragmesh_client.channel import sync_channel
 from services.cli.children import dying_with_parent
-from services.cli.client import sync_channel
 from services.cli.local import OFFSETS, SERVICES, Ports, admin_key, nats_passwords, write_endpoint
 from services.cli.ports import describe_taken
 from services.cli.private import private_folder, write_private
@@ -24,8 +26,19 @@ from services.common.nats_access import authorization
 from services.gateway.auth import key_hash
 
 MAX_RESTARTS, RESTART_WINDOW = 5, 60.0
-# Callers before what they call: the gateway (no new work), then what it calls, then embed, NATS last.
-STOP_WAVES = (("gateway",), ("ingest", "retrieve", "generate"), ("embed",), ("nats",))
+# Callers before what they call: the gateway (no new work), then what it calls, then embed and the
+# local LLM, NATS last.
+STOP_WAVES = (("gateway",), ("ingest", "retrieve", "generate"), ("embed", "llm"), ("nats",))
+LLM_CHOICES = ("none", "local")
+LOCAL_LLM_DEADLINES = '{"Search": 10, "Ask": 120, "Replay": 120, "IngestDocument": 120}'
+# Generate's prompt sized for a 0.5B model on one thread (~40 prompt tokens/s): few, trimmed sources.
+LOCAL_LLM_GENERATE = {
+    "RAGMESH_PROMPT_TOKEN_BUDGET": "750",
+    "RAGMESH_LLM_MAX_SOURCES": "3",
+    "RAGMESH_LLM_SOURCE_TOKENS": "90",
+    "RAGMESH_LLM_MAX_TOKENS": "160",
+    "RAGMESH_LLM_TIMEOUT_SECONDS": "120",
+}
 
 # No monitoring port; every client is a service's own user (nats_access), none gets in without one.
 NATS_CONFIG = """listen: 127.0.0.1:{port}
@@ -57,9 +70,24 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float) -> None:
     raise RuntimeError(f"nats-server did not listen on {port} in {timeout:.0f}s")
 
 
+def wait_http(name: str, url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{name} did not answer {url} after {timeout:.0f}s")
+
+
 def wait_serving(name: str, addr: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    with sync_channel(addr) as channel:
+    with sync_channel(addr, tls=TLS.from_env()) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -76,9 +104,13 @@ def wait_serving(name: str, addr: str, proc: subprocess.Popen, log: Path, timeou
 
 
 class LocalSystem:
-    def __init__(self, data: Path, port_base: int, sync_interval: str = "always", drain_seconds: float = 10.0):
+    def __init__(
+        self, data: Path, port_base: int, sync_interval: str = "always", drain_seconds: float = 10.0, llm: str = "none"
+    ):
+        if llm not in LLM_CHOICES:
+            raise ValueError(f"--llm is one of {', '.join(LLM_CHOICES)}, not {llm!r}")
         self.data, self.ports, self.sync_interval = data, Ports(port_base), sync_interval
-        self.drain_seconds = drain_seconds
+        self.drain_seconds, self.llm = drain_seconds, llm
         self.procs: dict[str, subprocess.Popen] = {}
 
     def env(self, name: str) -> dict[str, str]:
@@ -107,6 +139,21 @@ class LocalSystem:
         password = nats_passwords(self.data).get(name)
         if password:
             env["RAGMESH_NATS_PASSWORD"] = password
+        if name == "llm":
+            env["RAGMESH_LLM_PORT"] = str(p.grpc("llm"))
+        if name == "generate" and self.llm == "local":
+            from services.llm.model import DEFAULT_MODEL
+
+            env.update({k: os.environ.get(k, v) for k, v in LOCAL_LLM_GENERATE.items()})
+            env.update(
+                {
+                    "RAGMESH_PROVIDER": "openai",
+                    "RAGMESH_LLM_URL": f"http://127.0.0.1:{p.grpc('llm')}/v1",
+                    "RAGMESH_LLM_MODEL": os.environ.get("RAGMESH_LLM_MODEL", DEFAULT_MODEL),
+                }
+            )
+        if name == "gateway" and self.llm == "local":  # a local model on shared cores: minutes, not seconds
+            env.setdefault("RAGMESH_METHOD_DEADLINES", LOCAL_LLM_DEADLINES)
         if name == "gateway":
             env["RAGMESH_BOOTSTRAP_KEY_SHA256"] = key_hash(admin_key(self.data))
             env["RAGMESH_TLS_CLIENT_AUTH"] = "false"  # outside callers prove themselves with API keys
@@ -126,7 +173,7 @@ class LocalSystem:
         return proc
 
     def needed_ports(self) -> dict[str, int]:
-        ports = {name: self.ports.grpc(name) for name in OFFSETS}
+        ports = {name: self.ports.grpc(name) for name in OFFSETS if name != "llm" or self.llm == "local"}
         return ports | {f"{name} metrics": self.ports.metrics(name) for name in SERVICES}
 
     def start(self, timeout: float = 300.0) -> str:
@@ -146,9 +193,14 @@ class LocalSystem:
             ),
         )
         wait_port(self.ports.grpc("nats"), self._spawn("nats"), 30)
+        if self.llm == "local":
+            self._spawn("llm")
         for name in SERVICES:
             self._spawn(name)
         # Start all at once, then wait: model load and index open overlap.
+        if self.llm == "local":
+            health = f"http://127.0.0.1:{self.ports.grpc('llm')}/health"
+            wait_http("llm", health, self.procs["llm"], logs / "llm.log", timeout)
         for name in SERVICES:
             wait_serving(name, self.ports.addr(name), self.procs[name], logs / f"{name}.log", timeout)
         gateway = self.ports.addr("gateway")

@@ -41,9 +41,21 @@ class ServiceSettings(BaseSettings):
 
 
 class EmbedSettings(ServiceSettings):
-    model_path: Path | None = Field(None, description="ONNX file; default: the packaged MiniLM.")
+    model_path: Path | None = Field(None, description="ONNX file; default: the file of the model named below.")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json; default: the packaged one.")
-    model_name: str = Field("all-MiniLM-L6-v2", description="Name half of the model id.")
+    model_name: str = Field(
+        "all-MiniLM-L6-v2",
+        description="Embedding model: all-MiniLM-L6-v2 (packaged) or all-MiniLM-L6-v2-int8 (derived at set-up); "
+        "with a model_path, only the name half of the model id.",
+    )
+    models: str = Field(
+        "",
+        description="Embedding models served at once, by name, comma separated; the first is the default "
+        "(what ingestion embeds with), the others serve index generations built with them. Empty: model_name alone.",
+    )
+    derived_models_dir: Path | None = Field(
+        None, description="Folder of the derived model files; default: the installation's (made by `make setup`)."
+    )
     max_tokens: int = Field(256, description="Truncation length in tokens.")
     pooling: str = Field("mean", description="Pooling of token vectors: mean or cls.")
     normalize: bool = Field(True, description="L2-normalise vectors (cosine = dot product).")
@@ -83,6 +95,9 @@ class IngestSettings(ServiceSettings):
     job_ack_wait_seconds: float = Field(60.0, description="A job not acked or extended for this long is redelivered.")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json for chunk sizes; default: packaged.")
     max_tokens: int = Field(256, description="The embedding model's token limit.")
+    rechunk_poll_seconds: float = Field(
+        5.0, gt=0, description="How often ingest looks for re-chunk generations whose documents nobody queued."
+    )
     usage_flush_seconds: float = Field(
         1.0, gt=0, description="How often usage counted in memory is added to the shared totals in NATS KV."
     )
@@ -115,13 +130,55 @@ class IngestSettings(ServiceSettings):
     upload_secret: str = Field(
         "", description="Base64 of 32 bytes sealing upload passwords; empty: one generated in the data folder."
     )
+    nats_storage_limit_bytes: int = Field(
+        0,
+        ge=0,
+        description="NATS's JetStream file limit (its max_file_store), reported beside the storage in use; 0: unknown.",
+    )
 
 
 class RetrieveSettings(ServiceSettings):
     embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service.")
     index_dir: Path | None = Field(None, description="Index folder; default: <data_dir>/retrieve.")
-    fusion_method: str = Field("rrf", description="Default fusion: rrf, minmax, zscore, dense or lexical.")
-    fusion_dense_weight: float = Field(0.9, description="Default weight of the dense side, in [0, 1].")
+    fusion_method: str = Field(
+        "auto", description="Default fusion: auto (decided per query), rrf, minmax, zscore, dense or lexical."
+    )
+    fusion_dense_weight: float = Field(
+        0.9, description="Weight of the dense side for rrf, minmax and zscore, in [0, 1]."
+    )
+    dense_languages: str = Field(
+        "en",
+        description="Languages the embedding model knows (ISO 639-1, comma separated; empty: any). "
+        "auto ranks queries in other languages by BM25.",
+    )
+    auto_dense_weight: float = Field(0.8, ge=0, le=1, description="auto: dense weight at a BM25 margin of 0.4.")
+    auto_margin_slope: float = Field(
+        2.0, ge=0, description="auto: dense weight lost per unit of BM25 margin (best score - 10th, over the best)."
+    )
+    rerank_url: str = Field(
+        "", description="Cross-encoder reranking service (TEI, Cohere/Jina-style or llama.cpp); empty: no reranking."
+    )
+    rerank_api: Literal["auto", "tei", "cohere", "llamacpp"] = Field(
+        "auto", description="Wire format of rerank_url: tei (/rerank), cohere (/v1/rerank), llamacpp, or auto (probed)."
+    )
+    rerank_model: str = Field("", description="Model name sent to a Cohere/Jina-style or llama.cpp reranker.")
+    rerank_api_key: str = Field("", description="Bearer token for the reranker (from a Secret).")
+    rerank_top_n: int = Field(
+        20, ge=1, le=200, description="Fused hits the reranker reorders (at least top_k are fetched)."
+    )
+    rerank_timeout_ms: float = Field(
+        300.0,
+        gt=0,
+        description="Budget of one rerank call; past it (or on an error) the fused order is returned, flagged.",
+    )
+    query_vector_cache_size: int = Field(
+        1000,
+        ge=0,
+        description="Query vectors kept per tenant (LRU) so a repeated query is not embedded again; 0 = off.",
+    )
+    query_vector_cache_tenants: int = Field(
+        64, ge=1, description="Tenants whose query vectors are kept (LRU); a tenant hits only its own entries."
+    )
     rrf_k: float = Field(10.0, description="RRF constant.")
     candidate_depth: int = Field(100, description="Candidates taken from each engine.")
     dense_depth: int = Field(0, description="Candidates taken from the dense engine; 0 = candidate_depth.")
@@ -155,6 +212,18 @@ class RetrieveSettings(ServiceSettings):
     dense_payload_in_memory: bool = Field(
         True, description="Qdrant Edge keeps chunk payloads in RAM (about the corpus text): searches 1.5x faster."
     )
+    dense_hot_points: int = Field(
+        5000, gt=0, description="Qdrant Edge: points the shard taking new chunks holds (searched without a graph)."
+    )
+    dense_seal_seconds: float = Field(
+        300.0, gt=0, description="Qdrant Edge: longest a new chunk waits before its shard is sealed for a graph build."
+    )
+    dense_merge_factor: int = Field(
+        2, ge=2, description="Qdrant Edge: sealed shards of one size class merged into one, in the background."
+    )
+    dense_max_shard_points: int = Field(
+        200_000, gt=0, description="Qdrant Edge: largest shard a merge makes (loading it stalls retrieve ~1 s/100k)."
+    )
     dense_url: str = Field("", description="Qdrant server URL (http://qdrant:6333); empty: embedded Qdrant Edge.")
     dense_api_key: str = Field("", description="Qdrant API key (from a Secret).")
     dense_collection: str = Field("ragmesh_chunks", description="Qdrant collection.")
@@ -168,7 +237,14 @@ class GenerateSettings(ServiceSettings):
     provider: str = Field("extractive", description="extractive (no LLM) or openai (any OpenAI-compatible endpoint).")
     max_answer_sentences: int = Field(3, description="Sentences in an answer.")
     min_dense_score: float = Field(
-        0.45, description="Best dense score below this: abstain (calibrated with `ragmesh eval --answers`)."
+        0.45, description="Best dense score at or above this: evidence enough to answer from (see Answers)."
+    )
+    min_dense_with_agreement: float = Field(
+        0.3,
+        description="Or at or above this, when dense and BM25 agree on the top document and it covers the question.",
+    )
+    min_question_coverage: float = Field(
+        0.6, ge=0, le=1, description="Share of the question's terms the top chunks must hold for that second way."
     )
     min_sentence_overlap: float = Field(0.2, description="Share of question terms a sentence must hold.")
     embed_addr: str = Field("127.0.0.1:50053", description="host:port of the embed service (groundedness checks).")
@@ -184,8 +260,28 @@ class GenerateSettings(ServiceSettings):
         "{}", description='USD per million tokens by model, JSON: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}'
     )
     prompt_token_budget: int = Field(2000, description="Tokens of rules, sources and question in one prompt.")
+    llm_max_sources: int = Field(
+        8, ge=1, description="Sources in one prompt at most (a small local model reads ~40 tokens/s: fewer)."
+    )
+    llm_source_tokens: int = Field(
+        0, ge=0, description="Tokens of one source in a prompt at most, its sentences nearest the question; 0: no cap."
+    )
     min_support_overlap: float = Field(0.6, description="Share of a sentence's terms its sources must hold.")
     min_support_cosine: float = Field(0.7, description="Or: cosine to a sentence of its sources.")
+
+
+class LlmServerSettings(ServiceSettings):
+    """The local LLM server (`ragmesh up --llm local`, `python -m services.llm`)."""
+
+    llm_model_path: Path | None = Field(
+        None, description="GGUF file of the local LLM; default: the packaged Qwen2.5-Coder-0.5B-Instruct."
+    )
+    llm_port: int = Field(8080, description="HTTP port of the local LLM server (/v1/chat/completions, /health).")
+    llm_threads: int = Field(
+        1, ge=1, description="CPU threads of the local LLM (one was several times faster than two on 2 shared cores)."
+    )
+    llm_context_tokens: int = Field(4096, ge=512, description="Context window of the local LLM, in its tokens.")
+    llm_parallel: int = Field(1, ge=1, description="Completions the local LLM runs at once (each has its slot).")
 
 
 class GatewaySettings(ServiceSettings):
@@ -222,4 +318,10 @@ class GatewaySettings(ServiceSettings):
     )
     usage_flush_seconds: float = Field(
         1.0, gt=0, description="How often usage counted in memory is added to the shared totals in NATS KV."
+    )
+    conversation_ttl_seconds: float = Field(
+        86400.0, gt=0, description="How long a conversation's turns are kept after its last turn (NATS KV TTL)."
+    )
+    conversation_turns: int = Field(
+        10, ge=1, le=50, description="Earlier turns a conversation keeps and a question is read with."
     )

@@ -37,7 +37,12 @@ class Objects:  # an object store
     owner: bool = False
 
 
-Grant = Stream | Bucket | Objects
+@dataclass(frozen=True)
+class Account:  # the JetStream account as a whole
+    info: bool = False  # its storage in use and its limits (ingest reports them to Prometheus)
+
+
+Grant = Stream | Bucket | Objects | Account
 
 GRANTS: dict[str, tuple[Grant, ...]] = {
     "gateway": (
@@ -45,6 +50,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Bucket("rag_keys", write=True, listing=True, owner=True),  # the gateway alone writes keys
         Bucket("rag_answers", write=True, owner=True),
         Bucket("rag_usage", write=True, owner=True),
+        Bucket("rag_conversations", write=True, owner=True),  # turns kept per tenant and key
         Objects("rag_audit", write=True, owner=True),
     ),
     "ingest": (
@@ -58,6 +64,7 @@ GRANTS: dict[str, tuple[Grant, ...]] = {
         Bucket("rag_index"),  # which generations exist, and their chunkings
         Objects("rag_raw", write=True, owner=True),
         Objects("rag_chunk_cache", write=True, owner=True),  # parsed chunks of jobs in progress
+        Account(info=True),
     ),
     "retrieve": (
         Stream("RAG_INDEX", consume=True, purge=True, owner=True),  # nobody else consumes it
@@ -100,8 +107,24 @@ def _read_subjects(stream: str) -> list[str]:
     return [f"{API}.DIRECT.GET.{stream}", f"{API}.DIRECT.GET.{stream}.>", f"{API}.STREAM.MSG.GET.{stream}"]
 
 
+def stream_name(grant: Stream | Bucket | Objects) -> str:
+    """The JetStream stream that holds what the grant names (a bucket's or object store's too)."""
+    if isinstance(grant, Bucket):
+        return f"KV_{grant.name}"
+    if isinstance(grant, Objects):
+        return f"OBJ_{grant.name}"
+    return grant.name
+
+
+def streams(user: str) -> list[str]:
+    """Every stream `user` may read the information of."""
+    return [stream_name(g) for g in GRANTS[user] if not isinstance(g, Account)]
+
+
 def subjects(grant: Grant) -> list[str]:
     """The subjects a grant lets its user publish to (requests to the JetStream API included)."""
+    if isinstance(grant, Account):
+        return [f"{API}.INFO"] if grant.info else []
     if isinstance(grant, Stream):
         found = _stream_subjects(grant.name, grant.owner) + list(grant.publish)
         if grant.consume:
@@ -137,11 +160,11 @@ def permissions(user: str) -> dict:
 
 def owns(user: str, resource: str) -> bool:
     """Whether `user` declares the stream, bucket or object store named `resource`."""
-    return any(g.name == resource and g.owner for g in GRANTS[user])
+    return any(getattr(g, "name", None) == resource and g.owner for g in GRANTS[user])
 
 
 def uses(user: str, resource: str) -> bool:
-    return any(g.name == resource for g in GRANTS[user])
+    return any(getattr(g, "name", None) == resource for g in GRANTS[user])
 
 
 def authorization(passwords: dict[str, str]) -> str:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -19,13 +20,14 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from services.common import nats_access
+from services.common import nats_access, semconv
+from services.common.nats_traffic import TRAFFIC
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.nats")
@@ -85,6 +87,7 @@ INDEX_POINTER_KEY = "pointer"
 WRITER_LEASE_KEY = "writer"  # which retrieve replica writes engines shared by several replicas
 KV_INDEX_STATE = "rag_index_state"  # document states and progress of generations on shared engines
 KV_ANSWERS = "rag_answers"  # query id -> QueryAudit, for replay and feedback (TTL = retention)
+KV_CONVERSATIONS = "rag_conversations"  # <tenant>.<key id>.<conversation> -> Conversation (TTL)
 OBJECTS_RAW = "rag_raw"
 OBJECTS_CHUNK_CACHE = "rag_chunk_cache"  # parsed chunks of jobs in progress; entries expire after a day
 OBJECTS_SNAPSHOTS = "rag_snapshots"  # index generation snapshots: a new replica starts from them
@@ -105,7 +108,7 @@ async def connect(url: str, name: str, password: str | None = None) -> nats.NATS
     async def reconnected() -> None:
         log.info("nats reconnected")
 
-    return await nats.connect(
+    nc = await nats.connect(
         servers=[u.strip() for u in url.split(",")],
         name=name,
         max_reconnect_attempts=-1,
@@ -115,6 +118,8 @@ async def connect(url: str, name: str, password: str | None = None) -> nats.NATS
         inbox_prefix=nats_access.inbox_prefix(name),
         **credentials,
     )
+    TRAFFIC.watch(nc)
+    return nc
 
 
 async def close(nc: nats.NATS, grace_seconds: float = 5.0) -> None:
@@ -154,11 +159,14 @@ async def ensure_bucket(js: JetStreamContext, config: KeyValueConfig) -> KeyValu
         return await js.key_value(config.bucket)
 
 
-async def ensure_all(js: JetStreamContext, replicas: int = 1, index_retention_days: float = 0.0) -> None:
+async def ensure_all(
+    js: JetStreamContext, replicas: int = 1, index_retention_days: float = 0.0, conversation_ttl_seconds: float = DAY
+) -> None:
     """Declare the streams, buckets and object stores this connection's user owns (with `replicas`
     copies on a NATS cluster), and wait for the ones it uses that others own; safe to call at
     every start. A user that is no service (tests, tools) declares them all. The index stream keeps
-    events at most `index_retention_days` (0: until every reader passed them and a snapshot covers them)."""
+    events at most `index_retention_days` (0: until every reader passed them and a snapshot covers them);
+    a conversation's turns are kept `conversation_ttl_seconds` after its last turn."""
     user = js._nc.options.get("name")  # the NATS user the connection was made as (see `connect`)
     everything = user not in nats_access.GRANTS
 
@@ -177,6 +185,10 @@ async def ensure_all(js: JetStreamContext, replicas: int = 1, index_retention_da
     for bucket, history in buckets:
         config = KeyValueConfig(bucket=bucket, history=history, storage=StorageType.FILE, replicas=replicas)
         await ensure(bucket, f"KV_{bucket}", lambda config=config: ensure_bucket(js, config))
+    conversations = KeyValueConfig(
+        bucket=KV_CONVERSATIONS, ttl=conversation_ttl_seconds, storage=StorageType.FILE, replicas=replicas
+    )
+    await ensure(KV_CONVERSATIONS, f"KV_{KV_CONVERSATIONS}", lambda: ensure_bucket(js, conversations))
     stores = (
         (OBJECTS_RAW, ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas)),
         (OBJECTS_CHUNK_CACHE, ObjectStoreConfig(storage=StorageType.FILE, replicas=replicas, ttl=DAY)),
@@ -218,14 +230,13 @@ async def publish(
 ):
     """Publish under a PRODUCER span, with the W3C trace context in the headers."""
     with tracer.start_as_current_span(span_name or f"rag.nats.publish {subject}", kind=SpanKind.PRODUCER) as span:
-        span.set_attribute("messaging.system", "nats")
-        span.set_attribute("messaging.destination.name", subject)
+        span.set_attributes(semconv.publish(subject, len(payload), msg_id))
         headers = dict(headers or {})
         propagate.inject(headers)
         if msg_id:
             headers["Nats-Msg-Id"] = msg_id
         ack = await js.publish(subject, payload, headers=headers)
-        span.set_attribute("messaging.nats.stream_sequence", ack.seq)
+        span.set_attribute(semconv.NATS_STREAM_SEQUENCE, ack.seq)
         return ack
 
 
@@ -241,8 +252,7 @@ def consume_span(name: str, msg, batch: list | None = None) -> Iterator[trace.Sp
             if linked.is_valid:
                 links.append(trace.Link(linked))
     with tracer.start_as_current_span(name, context=context, kind=SpanKind.CONSUMER, links=links) as span:
-        span.set_attribute("messaging.system", "nats")
-        span.set_attribute("messaging.destination.name", msg.subject)
+        span.set_attributes(semconv.process(msg, batch))
         yield span
 
 
@@ -271,10 +281,48 @@ async def kv_values(js: JetStreamContext, bucket: str, keys: str = ">") -> list[
 async def kv_items(js: JetStreamContext, bucket: str, keys: str = ">") -> list[tuple[str, bytes]]:
     """(key, current value) of every key of `bucket` matching `keys` (deleted keys left out).
 
-    Read with an ephemeral pull consumer: it delivers nothing until asked, so the count pending
-    when it is made is exact. nats-py's KV watch decides from a push consumer's count when the
-    initial values are over, and can end before they arrive (an empty listing right after a
-    restart was seen in the end-to-end tests)."""
+    Every key that exists when the listing starts is in it. The values are read in one pass by a
+    consumer; a key written meanwhile can be missing from that pass (its older value leaves the
+    stream before it is read, and the server's count of what is pending can end the pass before
+    the newer one), so the bucket's subjects are listed afterwards and what the pass missed is
+    read key by key."""
+    seen = await _kv_pass(js, bucket, keys)
+    missed = [key for key in await kv_keys(js, bucket, keys) if key not in seen]
+    for start in range(0, len(missed), 64):
+        batch = missed[start : start + 64]
+        values = await asyncio.gather(*(_kv_last(js, bucket, key) for key in batch))
+        seen.update(zip(batch, values, strict=True))
+    return [(key, value) for key, value in seen.items() if value is not None]
+
+
+async def kv_keys(js: JetStreamContext, bucket: str, keys: str = ">") -> list[str]:
+    """Every key of `bucket` matching `keys` that has a message (a deletion marker counts), from the
+    stream's subjects, page by page (nats-py asks for the first page only)."""
+    prefix, found = f"$KV.{bucket}.", []
+    while True:
+        request = json.dumps({"subjects_filter": prefix + keys, "offset": len(found)}).encode()
+        reply = json.loads((await js._nc.request(f"{js._prefix}.STREAM.INFO.KV_{bucket}", request, timeout=10)).data)
+        if "error" in reply:
+            APIError.from_error(reply["error"])  # raises the error's own class (NotFoundError, ...)
+        page = list((reply.get("state") or {}).get("subjects") or {})
+        found += [subject.removeprefix(prefix) for subject in page]
+        if not page or len(found) >= reply.get("total", 0):
+            return found
+
+
+async def _kv_last(js: JetStreamContext, bucket: str, key: str) -> bytes | None:
+    """A key's current value; None when it is deleted or gone."""
+    try:
+        msg = await js.get_last_msg(f"KV_{bucket}", f"$KV.{bucket}.{key}")
+    except NotFoundError:
+        return None
+    return None if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data else msg.data
+
+
+async def _kv_pass(js: JetStreamContext, bucket: str, keys: str) -> dict[str, bytes | None]:
+    """Key -> value (None: deleted) for the keys one consumer pass reads, from each key's last value.
+    An ephemeral pull consumer delivers nothing until asked; nats-py's KV watch decides from a push
+    consumer's count when the initial values are over, and can end before they arrive."""
     config = ConsumerConfig(
         deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
         ack_policy=AckPolicy.NONE,
@@ -282,19 +330,19 @@ async def kv_items(js: JetStreamContext, bucket: str, keys: str = ">") -> list[t
         mem_storage=True,
     )
     sub = await js.pull_subscribe(f"$KV.{bucket}.{keys}", stream=f"KV_{bucket}", config=config)
-    values = []
+    seen: dict[str, bytes | None] = {}
     info = await sub.consumer_info()
     try:
         remaining = info.num_pending
         while remaining > 0:
             for msg in await sub.fetch(min(remaining, 256), timeout=10):
                 remaining -= 1
-                if (msg.headers or {}).get("KV-Operation") not in ("DEL", "PURGE") and msg.data:
-                    values.append((msg.subject.removeprefix(f"$KV.{bucket}."), msg.data))
+                deleted = (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE") or not msg.data
+                seen[msg.subject.removeprefix(f"$KV.{bucket}.")] = None if deleted else msg.data
     finally:
         try:
             await js.delete_consumer(f"KV_{bucket}", info.name)
         except (NotFoundError, TimeoutError):
             pass  # gone already, or NATS away: it expires on its own after inactive_threshold
         await sub.unsubscribe()
-    return values
+    return seen

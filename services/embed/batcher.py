@@ -39,6 +39,8 @@ LANE_LATENCY = Histogram(
 )
 CACHE_REQUESTS = Counter("ragmesh_embed_cache_requests_total", "Query-cache lookups.", ["result"])
 EMBEDDED_TOKENS = Counter("ragmesh_embed_tokens_total", "Tokens embedded.", ["lane"])
+# What a full batch holds: batch fill = padded tokens per batch / this.
+TOKEN_BUDGET = Gauge("ragmesh_embed_batch_token_budget", "Padded tokens one inference batch may hold.")
 
 
 class QueueFull(Exception):
@@ -116,6 +118,7 @@ class Batcher:
     ):
         self.model = model
         self.token_budget = token_budget
+        TOKEN_BUDGET.set(token_budget)
         self.queue_limit = queue_limit
         self.bulk_linger_s = bulk_linger_s
         self.bulk_workers = bulk_workers

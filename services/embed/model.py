@@ -29,6 +29,9 @@ class EmbeddingModel:
     threads: int = 0
     pooling: str = "mean"  # mean | cls
     normalize: bool = True
+    # A dynamically quantised model scales each activation tensor by its largest value: a batch's
+    # texts (and padding) would change each other's vectors, so each text runs alone.
+    one_text_per_run: bool = False
 
     def __post_init__(self) -> None:
         self.session: ort.InferenceSession | None = None
@@ -65,7 +68,13 @@ class EmbeddingModel:
         return self.extra_sessions[name]
 
     def embed_encodings(self, encodings: list[Encoding], session: ort.InferenceSession | None = None) -> np.ndarray:
-        """One forward pass; rows are independent of their neighbours (masked padding)."""
+        """Rows are independent of their neighbours: masked padding, or one text per run."""
+        if self.one_text_per_run and len(encodings) > 1:
+            return np.concatenate([self._run([e], session) for e in encodings])
+        return self._run(encodings, session)
+
+    def _run(self, encodings: list[Encoding], session: ort.InferenceSession | None) -> np.ndarray:
+        """One forward pass."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)

@@ -15,6 +15,7 @@ from services.common.telemetry import current_trace_id
 from services.common.usage import UsageStore
 from services.gateway.audit import AuditLog
 from services.gateway.cache import AnswerCache, cache_key
+from services.gateway.conversations import Conversations
 from services.gateway.downstream import Downstream
 
 QUERIES = Counter(
@@ -36,9 +37,19 @@ def retrieve_request(caller, query: str, top_k: int, fusion, **scope) -> retriev
     )
 
 
-def answer_options(request: gateway_pb2.AskRequest) -> str:
-    """Ask parameters besides question, top_k and fusion that change the answer (for the cache key)."""
-    return f"min_retrieval_score={request.min_retrieval_score}" if request.HasField("min_retrieval_score") else ""
+def answer_options(request: gateway_pb2.AskRequest, query: str = "") -> str:
+    """Ask parameters besides question, top_k and fusion that change the answer (for the cache key):
+    the retrieval gate, and the standalone query a follow-up was condensed into."""
+    options = []
+    if request.HasField("min_retrieval_score"):
+        options.append(f"min_retrieval_score={request.min_retrieval_score}")
+    if query and query != request.question:
+        options.append(f"query={query}")
+    return ",".join(options)
+
+
+def cited_documents(answer: gateway_pb2.AskFinal) -> list[str]:
+    return list(dict.fromkeys(c.doc_id for c in answer.citations))
 
 
 class Answerer:
@@ -50,10 +61,12 @@ class Answerer:
         cache: AnswerCache,
         audit: AuditLog,
         usage: UsageStore,
+        conversations: Conversations,
         trace_content: bool = False,
     ) -> None:
         self.retrieve, self.generate, self.downstream = retrieve, generate, downstream
         self.cache, self.audit, self.usage = cache, audit, usage
+        self.conversations = conversations
         self.trace_content = trace_content
 
     async def search(self, caller, request: gateway_pb2.SearchRequest, top_k: int, context):
@@ -77,27 +90,45 @@ class Answerer:
             index_watermark=response.index_watermark,
             embedding_model_id=response.embedding_model_id,
             index_generation=response.index_generation,
+            dense_skipped=response.dense_skipped,
             generation=response.generation,
             fusion=response.fusion,
         )
 
-    async def _cached(self, caller, request, top_k: int, context) -> gateway_pb2.AskFinal | None:
-        """The answer cached under the key at the current index watermark and model, if any."""
+    async def _history(self, caller, request: gateway_pb2.AskRequest) -> list[types_pb2.Turn]:
+        if request.conversation_id:
+            return await self.conversations.turns(caller, request.conversation_id)
+        return list(request.history)[-self.conversations.max_turns :]
+
+    async def _condense(self, caller, request, history, context) -> generate_pb2.CondenseResponse:
+        """The question as a standalone query (itself when it stands alone or has no history)."""
+        if not history:
+            return generate_pb2.CondenseResponse(query=request.question)
+        condensed = await self.downstream.call(
+            context,
+            self.generate.Condense,
+            generate_pb2.CondenseRequest(history=history, question=request.question, tenant=caller.tenant),
+        )
+        return condensed
+
+    def _answer_key(self, caller, request, top_k: int, query: str, retrieved) -> str:
+        """The answer cache's key: the question and what decides its answer, at the index watermark
+        and generation the retrieval saw (no extra call asks retrieve for them)."""
+        return cache_key(
+            caller.tenant,
+            caller.principals,
+            request.question,
+            top_k,
+            request.fusion,
+            retrieved.index_watermark,
+            retrieved.index_generation or retrieved.embedding_model_id,
+            answer_options(request, query),
+        )
+
+    def _cached(self, request, key: str) -> gateway_pb2.AskFinal | None:
         if request.no_cache or self.cache.size <= 0:
             return None
-        info = await self.downstream.call(context, self.retrieve.GetIndexInfo, retrieve_pb2.GetIndexInfoRequest())
-        answer = self.cache.get(
-            cache_key(
-                caller.tenant,
-                caller.principals,
-                request.question,
-                top_k,
-                request.fusion,
-                info.index_watermark,
-                info.index_generation or info.embedding_model_id,
-                answer_options(request),
-            )
-        )
+        answer = self.cache.get(key)
         ANSWER_CACHE.labels("hit" if answer else "miss").inc()
         return answer
 
@@ -109,24 +140,40 @@ class Answerer:
         span.set_attribute("rag.query_id", query_id)
         if self.trace_content:
             span.set_attribute("rag.question", request.question)
-        hit = await self._cached(caller, request, top_k, context)
+        history = await self._history(caller, request)
+        condensed = await self._condense(caller, request, history, context)
+        query = condensed.query or request.question
+        span.set_attribute("rag.history_turns", len(history))
+        if condensed.method:
+            span.set_attribute("rag.condense.method", condensed.method)
+        retrieved = await self.downstream.call(
+            context, self.retrieve.Retrieve, retrieve_request(caller, query, top_k, request.fusion)
+        )
+        retrieve_ms = (time.perf_counter() - started) * 1000
+        key = self._answer_key(caller, request, top_k, query, retrieved)
+        hit = self._cached(request, key)
         if hit is not None:
             answer = gateway_pb2.AskFinal()
             answer.CopyFrom(hit)
             answer.cached = True
             answer.manifest.query_id, answer.manifest.trace_id = query_id, current_trace_id()
+            answer.manifest.conversation_id, answer.manifest.history_turns = request.conversation_id, len(history)
             if answer.answer:
                 yield gateway_pb2.AskResponse(delta=answer.answer)
             await self._record(caller, request, answer, (time.perf_counter() - started) * 1000)
+            await self._remember(caller, request, answer)
             yield gateway_pb2.AskResponse(final=answer)
             return
-        retrieved = await self.downstream.call(
-            context, self.retrieve.Retrieve, retrieve_request(caller, request.question, top_k, request.fusion)
-        )
-        retrieve_ms = (time.perf_counter() - started) * 1000
         generate_request = generate_pb2.GenerateRequest(
-            query_id=query_id, question=request.question, hits=retrieved.hits, tenant=caller.tenant
+            query_id=query_id,
+            question=request.question,
+            hits=retrieved.hits,
+            tenant=caller.tenant,
+            dense_skipped=retrieved.dense_skipped,
         )
+        if condensed.method:
+            generate_request.history.extend(history)
+            generate_request.rewritten_query, generate_request.condensed_by = query, condensed.method
         if request.HasField("min_retrieval_score"):
             generate_request.min_retrieval_score = request.min_retrieval_score
         final = None
@@ -152,22 +199,33 @@ class Answerer:
             confidence=final.confidence,
             citations=final.citations,
             manifest=manifest(query_id, top_k, retrieved, final, retrieve_ms, total_ms),
+            notes=final.notes,
         )
+        m = answer.manifest
+        if condensed.method:
+            m.rewritten_query, m.condensed_by = query, condensed.method
+            m.usage.prompt_tokens += condensed.usage.prompt_tokens
+            m.usage.completion_tokens += condensed.usage.completion_tokens
+            m.usage.cost_usd += condensed.usage.cost_usd
+        m.conversation_id, m.history_turns = request.conversation_id, len(history)
         self._count(caller, answer)
         await self._record(caller, request, answer, total_ms)
+        await self._remember(caller, request, answer)
         if not request.no_cache:
-            key = cache_key(
-                caller.tenant,
-                caller.principals,
-                request.question,
-                top_k,
-                request.fusion,
-                retrieved.index_watermark,
-                retrieved.index_generation or retrieved.embedding_model_id,
-                answer_options(request),
-            )
             self.cache.put(key, answer)
         yield gateway_pb2.AskResponse(final=answer)
+
+    async def _remember(self, caller, request: gateway_pb2.AskRequest, answer: gateway_pb2.AskFinal) -> None:
+        """A kept conversation gets the turn: question, answer, the query searched, the documents cited."""
+        if not request.conversation_id:
+            return
+        turn = types_pb2.Turn(
+            question=request.question,
+            answer=answer.answer,
+            query=answer.manifest.rewritten_query or request.question,
+            cited_doc_ids=cited_documents(answer),
+        )
+        await self.conversations.append(caller, request.conversation_id, turn)
 
     def _count(self, caller, answer: gateway_pb2.AskFinal) -> None:
         status_name = types_pb2.AnswerStatus.Name(answer.status).removeprefix("ANSWER_STATUS_").lower()
@@ -214,7 +272,9 @@ class Answerer:
     async def replay(self, caller, original: events_pb2.QueryAudit, context) -> gateway_pb2.ReplayResponse:
         """Re-run a logged answer (never from the cache) with the caller's own principals."""
         m = original.manifest
-        again = gateway_pb2.AskRequest(question=original.question, top_k=m.top_k, fusion=m.fusion, no_cache=True)
+        # A follow-up is replayed as the standalone query it was searched with (its turns may be gone).
+        question = m.rewritten_query or original.question
+        again = gateway_pb2.AskRequest(question=question, top_k=m.top_k, fusion=m.fusion, no_cache=True)
         final = None
         async for message in self.answer(caller, again, m.top_k, context):
             if message.HasField("final"):
@@ -247,6 +307,9 @@ def manifest(query_id: str, top_k: int, retrieved, final, retrieve_ms: float, to
         stage_latency_ms={"retrieve": retrieve_ms, "generate": total_ms - retrieve_ms, "total": total_ms},
         generation_parameters=final.parameters,
         grounding=final.grounding,
+        notes=final.notes,
+        conflicts=final.conflicts,
+        signals=final.signals,
     )
 
 

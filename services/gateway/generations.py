@@ -1,12 +1,16 @@
 """The index-generation methods (operators only, checked before these run): forwards to retrieve,
 which owns the generations. A re-chunk rebuild also asks ingest, which owns the chunker, to check
-the chunk sizes first and to queue the documents after."""
+the chunk sizes first and to queue the documents after; the generation's record comes first, so a
+gateway that dies in between leaves nothing undone (ingest queues recorded generations itself)."""
+
+import logging
 
 import grpc
 
 from rag.v1 import gateway_pb2, ingest_pb2, retrieve_pb2
-from services.common.refusal import Refused
 from services.gateway.downstream import Downstream
+
+log = logging.getLogger(__name__)
 
 
 class Generations:
@@ -23,22 +27,25 @@ class Generations:
             check = ingest_pb2.RechunkRequest(validate_only=True)
             check.chunking.CopyFrom(request.chunking)
             await self.downstream.call(context, self.ingest.Rechunk, check)
-        asked = retrieve_pb2.CreateGenerationRequest(reason=request.reason, rechunk=request.rechunk)
+        asked = retrieve_pb2.CreateGenerationRequest(
+            reason=request.reason, rechunk=request.rechunk, embedding_model=request.embedding_model
+        )
         if request.HasField("chunking"):
             asked.chunking.CopyFrom(request.chunking)
         record = (await self.downstream.call(context, self.retrieve.CreateGeneration, asked)).generation
         if not record.rechunk:  # retrieve decides: named chunk sizes imply a re-chunk
             return gateway_pb2.RebuildIndexResponse(generation=record)
-        queue = ingest_pb2.RechunkRequest(generation=record.number)
-        if request.HasField("chunking"):
-            queue.chunking.CopyFrom(request.chunking)
         try:
-            queued = await self.ingest.Rechunk(queue, timeout=self.downstream.timeout(context))
+            queued = await self.ingest.Rechunk(
+                ingest_pb2.RechunkRequest(generation=record.number), timeout=self.downstream.timeout(context)
+            )
         except grpc.aio.AioRpcError as exc:
-            # A generation nothing will fill must not stay behind looking like a rebuild in progress.
-            drop = retrieve_pb2.DropGenerationRequest(number=record.number)
-            await self.downstream.call(context, self.retrieve.DropGeneration, drop)
-            raise Refused(exc.code(), f"the documents could not be queued for re-chunking: {exc.details()}") from None
+            # The generation is recorded: ingest finds it and queues its documents once it can.
+            log.warning(
+                "re-chunk documents left for ingest to queue",
+                extra={"fields": {"generation": record.number, "error": exc.details()}},
+            )
+            return gateway_pb2.RebuildIndexResponse(generation=record, queued_later=True)
         return gateway_pb2.RebuildIndexResponse(generation=record, documents_queued=queued.documents_queued)
 
     async def evaluate(self, request, context):

@@ -171,6 +171,16 @@ class Governor:
         self.uploads[tenant] = max(0, self.uploads.get(tenant, 0) - 1)
 
 
+def budget_use(limits: TenantLimits, today, this_month) -> dict[str, float]:
+    """Share of each budget the tenant has spent (1.0 = spent), for the budgets it has (0 = none)."""
+    budgets = {
+        "daily_llm_tokens": (limits.daily_llm_tokens, today.llm_tokens),
+        "monthly_cost_usd": (limits.monthly_cost_usd, this_month.cost_usd),
+        "daily_embedding_tokens": (limits.daily_embedding_tokens, today.embedding_tokens),
+    }
+    return {name: used / budget for name, (budget, used) in budgets.items() if budget}
+
+
 def check_budgets(limits: TenantLimits, today, this_month, now: float, kind: str) -> None:
     """Refuse new work once a budget of the current UTC day or month is spent (records: UsageRecord)."""
     checks = {

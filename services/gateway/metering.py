@@ -7,11 +7,18 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
+from prometheus_client import Gauge
 
 from rag.v1 import gateway_pb2
 from services.common.refusal import Refused
 from services.common.usage import UsageStore
-from services.gateway.limits import Governor, LimitExceeded, check_budgets
+from services.gateway.limits import Governor, LimitExceeded, budget_use, check_budgets
+
+BUDGET_USED = Gauge(
+    "ragmesh_budget_used_ratio",
+    "Share of a tenant's budget spent in the current UTC day or month (1 = spent), as last checked.",
+    ["tenant", "budget"],
+)
 
 
 def refused(exc: LimitExceeded) -> Refused:
@@ -26,7 +33,10 @@ class Meter:
     async def _budget(self, tenant: str, kind: str) -> None:
         now = time.time()
         today, month = await self.usage.get(tenant, now)
-        check_budgets(self.governor.for_tenant(tenant), today, month, now, kind)
+        limits = self.governor.for_tenant(tenant)
+        for budget, used in budget_use(limits, today, month).items():
+            BUDGET_USED.labels(tenant, budget).set(used)
+        check_budgets(limits, today, month, now, kind)
 
     async def ingest(self, tenant: str) -> None:
         try:

@@ -23,6 +23,7 @@ from services.gateway.answers import Answerer
 from services.gateway.audit import AuditLog
 from services.gateway.auth import KeyStore, key_from_metadata, key_hash, new_key
 from services.gateway.cache import AnswerCache
+from services.gateway.conversations import Conversations, check_history
 from services.gateway.documents import Documents
 from services.gateway.downstream import CURRENT_METHOD, Downstream
 from services.gateway.generations import Generations
@@ -49,7 +50,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         s: GatewaySettings = self.settings
         self.nc = await natsio.connect(s.nats_url, "gateway", s.nats_password)
         js = self.nc.jetstream()
-        await natsio.ensure_all(js, s.nats_replicas)
+        await natsio.ensure_all(js, s.nats_replicas, conversation_ttl_seconds=s.conversation_ttl_seconds)
         self.keys = KeyStore(js, await js.key_value(natsio.KV_KEYS), cache_seconds=s.key_cache_seconds)
         self.usage = UsageStore(await js.key_value(natsio.KV_USAGE), s.usage_flush_seconds)
         self.usage.start()
@@ -67,7 +68,10 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         self.meter = meter
         self.documents = Documents(ingest, downstream, meter, self.usage, s.max_document_bytes)
         cache = AnswerCache(s.answer_cache_size, s.answer_cache_ttl_seconds)
-        self.answers = Answerer(retrieve, generate, downstream, cache, self.audit, self.usage, s.trace_content)
+        conversations = Conversations(await js.key_value(natsio.KV_CONVERSATIONS), s.conversation_turns)
+        self.answers = Answerer(
+            retrieve, generate, downstream, cache, self.audit, self.usage, conversations, s.trace_content
+        )
         self.generations = Generations(retrieve, ingest, downstream)
 
     async def stop(self) -> None:
@@ -129,6 +133,7 @@ class GatewayService(Service, gateway_pb2_grpc.GatewayServiceServicer):
         top_k = self._top_k(request.question, request.top_k)
         if request.HasField("min_retrieval_score") and not -1.0 <= request.min_retrieval_score <= 1.0:
             raise invalid("min_retrieval_score is a cosine, in [-1, 1]")
+        check_history(list(request.history), request.conversation_id)
         async with self.meter.query(caller, llm=True):
             async for message in self.answers.answer(caller, request, top_k, context):
                 yield message

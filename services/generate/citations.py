@@ -25,6 +25,7 @@ def split_citations(sentence: str, valid: set[int]) -> tuple[str, list[int], int
                 invalid += 1
     bare = MARKER.sub("", sentence)
     bare = re.sub(r"\s+([.!?,;:])", r"\1", bare).strip()
+    bare = re.sub(r"([.!?])[.!?]+$", r"\1", bare)  # "end. [2]." leaves two stops
     return bare, numbers, invalid
 
 

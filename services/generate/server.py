@@ -13,12 +13,15 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
 from rag.v1 import embed_pb2, embed_pb2_grpc, generate_pb2, generate_pb2_grpc, types_pb2
+from services.common import semconv
 from services.common.clients import channel
 from services.common.config import GenerateSettings
 from services.common.server import Service, run
 from services.common.tokenizer import load_tokenizer, token_counter
 from services.generate import extractive
 from services.generate.chat_completions import ChatCompletions
+from services.generate.condense import needs_context, rule_rewrite
+from services.generate.confidence import Gate
 from services.generate.llm import LlmAnswerer, Outcome
 from services.generate.prompt import PROMPT_VERSION
 
@@ -69,7 +72,7 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "question is empty")
         CURRENT_TENANT.set(request.tenant)
         sentences = request.max_answer_sentences or self.settings.max_answer_sentences
-        gate = request.min_retrieval_score if request.HasField("min_retrieval_score") else self.settings.min_dense_score
+        gate = self.gate(request)
         with tracer.start_as_current_span("rag.generate.generate") as span:
             span.set_attribute("rag.provider", self.settings.provider)
             if self.llm is None:
@@ -80,7 +83,14 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
                 remaining = context.time_remaining()
                 deadline = time.monotonic() + remaining if remaining is not None else None
                 hits = list(request.hits)
-                async for item in self.llm.answer(request.question, hits, sentences, gate, deadline):
+                question, history = request.question, list(request.history)
+                if request.condensed_by == "llm":  # a standalone question: no need of the turns
+                    question, history = request.rewritten_query, []
+                searched = request.rewritten_query or request.question
+                answering = self.llm.answer(
+                    question, hits, sentences, gate, deadline, history, searched, request.dense_skipped
+                )
+                async for item in answering:
                     if isinstance(item, Outcome):
                         final = self._llm_final(item)
                         if item.error:
@@ -94,12 +104,60 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             span.set_attribute("rag.cost", final.usage.cost_usd)
             span.set_attribute("rag.grounding.dropped", final.grounding.dropped_sentences)
             span.set_attribute("rag.grounding.removed_citations", final.grounding.removed_citations)
+            span.set_attributes(self._conventions(final))
         yield generate_pb2.GenerateResponse(final=final)
 
-    def _extractive(self, request, sentences: int, gate: float) -> generate_pb2.GenerateFinal:
+    async def Condense(self, request, context):
+        question = request.question.strip()
+        if not question:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "question is empty")
+        history = list(request.history)
+        if not history or not needs_context(question):
+            return generate_pb2.CondenseResponse(query=question)
+        CURRENT_TENANT.set(request.tenant)
+        with tracer.start_as_current_span("rag.generate.condense") as span:
+            usage = types_pb2.TokenUsage()
+            if self.llm is not None:
+                remaining = context.time_remaining()
+                deadline = time.monotonic() + remaining if remaining is not None else None
+                rewritten, usage = await self.llm.condense(history, question, deadline)
+                if rewritten:
+                    span.set_attribute("rag.condense.method", "llm")
+                    return generate_pb2.CondenseResponse(query=rewritten, method="llm", usage=usage)
+            span.set_attribute("rag.condense.method", "rules")
+            return generate_pb2.CondenseResponse(query=rule_rewrite(history, question), method="rules", usage=usage)
+
+    def gate(self, request) -> Gate:
+        """The configured gate; a request's min_retrieval_score replaces both dense bars (-1: no gate)."""
+        s = self.settings
+        if request.HasField("min_retrieval_score"):
+            override = request.min_retrieval_score
+            return Gate(override, min(override, s.min_dense_with_agreement), s.min_question_coverage)
+        return Gate(s.min_dense_score, s.min_dense_with_agreement, s.min_question_coverage)
+
+    def _conventions(self, final: generate_pb2.GenerateFinal) -> dict:
+        """GenAI attributes: a chat with the configured LLM, or the extractive answerer (no model)."""
+        usage = final.usage
+        if self.llm is None:
+            return semconv.generation("generate_content", "ragmesh", extractive.PROVIDER, 0, 0)
+        s = self.settings
+        return semconv.generation(
+            "chat",
+            "openai",
+            s.llm_model,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            max_tokens=s.llm_max_tokens,
+            temperature=s.llm_temperature,
+        )
+
+    def _extractive(self, request, sentences: int, gate: Gate) -> generate_pb2.GenerateFinal:
         s = self.settings
         hits = list(request.hits)
-        answer = extractive.extract_answer(request.question, hits, sentences, gate, s.min_sentence_overlap)
+        question = request.rewritten_query or request.question
+        answer = extractive.extract_answer(
+            question, hits, sentences, gate, s.min_sentence_overlap, dense_skipped=request.dense_skipped
+        )
         return generate_pb2.GenerateFinal(
             answer=answer.text,
             status=answer.status,
@@ -111,10 +169,15 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             prompt_template_version=extractive.TEMPLATE_VERSION,
             parameters={
                 "max_answer_sentences": str(sentences),
-                "min_dense_score": str(gate),
+                "min_dense_score": str(gate.min_dense),
+                "min_dense_with_agreement": str(gate.min_dense_with_agreement),
+                "min_question_coverage": str(gate.min_coverage),
                 "min_sentence_overlap": str(s.min_sentence_overlap),
             },
-            grounding=types_pb2.GroundingReport(checked_sentences=len(answer.pieces)),
+            grounding=types_pb2.GroundingReport(checked_sentences=len(answer.citations)),
+            signals=answer.signals,
+            notes=answer.notes,
+            conflicts=answer.conflicts,
         )
 
     def _llm_final(self, outcome: Outcome) -> generate_pb2.GenerateFinal:
@@ -130,6 +193,9 @@ class GenerateService(Service, generate_pb2_grpc.GenerateServiceServicer):
             prompt_template_version=PROMPT_VERSION,
             parameters=outcome.parameters,
             grounding=outcome.grounding,
+            signals=outcome.signals,
+            notes=outcome.notes,
+            conflicts=outcome.conflicts,
         )
 
 

@@ -10,9 +10,9 @@ from nats.js.object_store import ObjectStore
 
 from rag.v1 import events_pb2, types_pb2
 from services.common import natsio
-from services.ingest.registry import Registry, version_entry
+from services.ingest.job_records import mark_failed
+from services.ingest.registry import Registry, document_seen, job_seen, version_entry
 from services.ingest.storage import delete_raw
-from services.ingest.worker import mark_failed
 
 log = logging.getLogger(__name__)
 DURABLE = "ingest-lifecycle"
@@ -99,8 +99,10 @@ class LifecycleFollower:
                         record.status = types_pb2.DOCUMENT_STATUS_INDEXED
                 return record
 
-            record = await self.registry.mutate(event.tenant, event.doc_id, change)
-            await self.registry.update_job(event.job_id, status=types_pb2.JOB_STATUS_DONE)
+            # Over the records as the job left them, carried here through retrieve: read only if changed since.
+            seen = document_seen(event.records)
+            record, _ = await self.registry.mutate_seen(event.tenant, event.doc_id, change, seen)
+            await self.registry.update_job(event.job_id, job_seen(event.records), status=types_pb2.JOB_STATUS_DONE)
             if record is not None and replaced and self.objects is not None:
                 # Versions this one replaced keep no raw bytes (a version sharing its bytes keeps them).
                 await delete_raw(self.objects, record, replaced)

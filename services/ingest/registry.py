@@ -7,9 +7,12 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from rag.v1 import types_pb2
+from rag.v1 import events_pb2, types_pb2
 from services.common import natsio
 from services.common.ids import doc_key
+
+# A document record larger than this (many versions) is read again rather than carried with the work.
+CARRIED_RECORD_BYTES = 16 * 1024
 
 FINISHED_JOBS = frozenset({types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED, types_pb2.JOB_STATUS_DEDUPLICATED})
 
@@ -119,3 +122,27 @@ def version_entry(record: types_pb2.DocumentRecord, version: int) -> types_pb2.D
         if entry.version == version:
             return entry
     return None
+
+
+def carried(job: tuple | None, document: tuple | None) -> events_pb2.IngestRecords:
+    """Records and their revisions to carry with the work (see IngestRecords); None or a revision
+    of 0 leaves one out, and so does a document record too large to carry."""
+    records = events_pb2.IngestRecords()
+    if job is not None and job[0] is not None and job[1]:
+        records.job.CopyFrom(job[0])
+        records.job_revision = job[1]
+    if document is not None and document[0] is not None and document[1]:
+        if document[0].ByteSize() <= CARRIED_RECORD_BYTES:
+            records.document.CopyFrom(document[0])
+            records.document_revision = document[1]
+    return records
+
+
+def job_seen(records: events_pb2.IngestRecords) -> tuple[types_pb2.JobRecord, int] | None:
+    """The carried job record and revision, for `Registry.update_job`; None when not carried."""
+    return (records.job, records.job_revision) if records.job_revision else None
+
+
+def document_seen(records: events_pb2.IngestRecords) -> tuple[types_pb2.DocumentRecord, int] | None:
+    """The carried document record and revision, for `Registry.mutate_seen`; None when not carried."""
+    return (records.document, records.document_revision) if records.document_revision else None

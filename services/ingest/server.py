@@ -16,8 +16,10 @@ from services.common.tokenizer import load_tokenizer, token_counter
 from services.common.usage import UsageStore
 from services.ingest.events import LifecycleFollower
 from services.ingest.index_events import publish_fields, publish_removal, set_fields
+from services.ingest.nats_metrics import NatsObserver
 from services.ingest.parsing.formats.docx import inflated_size
-from services.ingest.registry import Registry, now_ms, version_entry
+from services.ingest.rechunk import Rechunker, UnknownGeneration, held_bytes
+from services.ingest.registry import Registry, carried, now_ms, version_entry
 from services.ingest.sealing import Sealer, load_key
 from services.ingest.storage import delete_raw, object_name
 from services.ingest.worker import IngestWorker
@@ -59,10 +61,16 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             chunk_cache,
         )
         self.follower = LifecycleFollower(self.js, self.registry, self.objects)
+        self.rechunker = Rechunker(self.js, self.registry.jobs, index_kv, s.rechunk_poll_seconds)
+        self.rechunker.start()
         await self.worker.start()
         await self.follower.start()
+        self.observer = NatsObserver(self.nc, s.nats_storage_limit_bytes)
+        self.observer.start()
 
     async def stop(self) -> None:
+        await self.observer.stop()
+        await self.rechunker.stop()
         await self.worker.stop()
         await self.follower.stop()
         await self.usage.stop()
@@ -87,7 +95,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 f"the document has {size} bytes; the limit is {self.settings.max_document_bytes}",
             )
         digest = sha256_hex(request.content)
-        existing, _ = await self.registry.get(request.tenant, request.doc_id)
+        existing, revision = await self.registry.get(request.tenant, request.doc_id)
         if existing is not None and existing.status != types_pb2.DOCUMENT_STATUS_DELETED:
             current = existing.versions[-1] if existing.versions else None
             if (
@@ -95,6 +103,8 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 and current.content_sha256 == digest
                 and current.status != types_pb2.DOCUMENT_STATUS_FAILED
             ):
+                if current.status == types_pb2.DOCUMENT_STATUS_QUEUED:
+                    await self._requeue(existing, current, request.content)
                 updated = await self._update_metadata(request, existing)
                 return ingest_pb2.SubmitResponse(
                     job_id=current.job_id,
@@ -135,13 +145,14 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             created["version"] = version
             return record
 
-        record = await self.registry.mutate(request.tenant, request.doc_id, change)
+        # Written over the revision just read: a second read only when somebody wrote in between.
+        record, revision = await self.registry.mutate_seen(request.tenant, request.doc_id, change, (existing, revision))
         version = created["version"]
         if created["fields_changed"]:
             # The version searches see now takes the new ACL and metadata at once, not when the new one is indexed.
             await publish_fields(self.js, record)
         inline = request.content if size <= self.settings.inline_job_bytes else b""
-        await self._enqueue(record, version, digest, job_id, content=inline)
+        await self._enqueue(record, version, digest, job_id, content=inline, revision=revision)
         return ingest_pb2.SubmitResponse(
             job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
         )
@@ -227,6 +238,19 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         await self._enqueue(record, current.version, current.content_sha256, job_id, retry=True)
         return ingest_pb2.RetryIngestResponse(job_id=job_id, version=current.version)
 
+    async def _requeue(self, record: types_pb2.DocumentRecord, entry: types_pb2.DocumentVersion, content: bytes):
+        """The same bytes again for a version still queued: an upload cut off between the registry
+        and the job queue (the caller saw an error, and retried) left the version without its job
+        record or its job message. Queue it again: a job record only where there is none, the
+        message under its own id (JetStream drops it if it was sent; a worker finishes a job once)."""
+        job = await self.registry.get_job(entry.job_id)
+        if job is not None and job.status != types_pb2.JOB_STATUS_QUEUED:
+            return
+        inline = content if len(content) <= self.settings.inline_job_bytes else b""
+        await self._enqueue(
+            record, entry.version, entry.content_sha256, entry.job_id, content=inline, record_job=job is None
+        )
+
     async def _enqueue(
         self,
         record: types_pb2.DocumentRecord,
@@ -235,17 +259,23 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         job_id: str,
         retry: bool = False,
         content: bytes = b"",
+        record_job: bool = True,
+        revision: int = 0,
     ) -> None:
-        await self.registry.create_job(
-            types_pb2.JobRecord(
-                job_id=job_id,
-                tenant=record.tenant,
-                doc_id=record.doc_id,
-                version=version,
-                status=types_pb2.JOB_STATUS_QUEUED,
-                created_unix_ms=now_ms(),
+        """Queue the version's job. `revision`: the document record's, when `record` is as written
+        at that revision; the job carries both records so that its first delivery need not read them."""
+        written = None
+        if record_job:
+            written = await self.registry.create_job(
+                types_pb2.JobRecord(
+                    job_id=job_id,
+                    tenant=record.tenant,
+                    doc_id=record.doc_id,
+                    version=version,
+                    status=types_pb2.JOB_STATUS_QUEUED,
+                    created_unix_ms=now_ms(),
+                )
             )
-        )
         job = events_pb2.IngestJob(
             job_id=job_id,
             tenant=record.tenant,
@@ -262,6 +292,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             size_bytes=held_bytes(version_entry(record, version)),
             sealed_password=version_entry(record, version).sealed_password,
         )
+        job.records.CopyFrom(carried(written, (record, revision)))
         # The version is part of the id: A -> B -> A within the duplicate window is three real jobs.
         msg_id = f"{record.tenant}/{token(record.doc_id)}/{version}/{digest}" + (f"/retry/{job_id}" if retry else "")
         await natsio.publish(
@@ -274,45 +305,16 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             return ingest_pb2.RechunkResponse()
         if request.generation < 1:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name the index generation to re-chunk for")
-        records = [types_pb2.DocumentRecord.FromString(v) for v in await natsio.kv_values(self.js, natsio.KV_DOCS)]
-        wanted = [(record, version) for record in records for version in rechunk_versions(record)]
-        for start in range(0, len(wanted), 256):  # acknowledged publishes, many in flight at once
-            batch = wanted[start : start + 256]
-            await asyncio.gather(*(self._publish_rechunk(record, version, request) for record, version in batch))
-        return ingest_pb2.RechunkResponse(documents_queued=len(wanted))
+        try:
+            return ingest_pb2.RechunkResponse(documents_queued=await self.rechunker.queue(request.generation))
+        except UnknownGeneration as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
 
     async def _check_chunking(self, request, context) -> None:
         """Chunk sizes must fit the embedding model, whose limit ingest's tokenizer knows."""
         problem = chunking_problem(request.chunking, self.settings.max_tokens) if request.HasField("chunking") else ""
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
-
-    async def _publish_rechunk(self, record: types_pb2.DocumentRecord, version: int, request) -> None:
-        entry = version_entry(record, version)
-        job = events_pb2.IngestJob(
-            job_id=f"rechunk-{request.generation}-{uuid.uuid4().hex}",
-            tenant=record.tenant,
-            doc_id=record.doc_id,
-            version=version,
-            content_sha256=entry.content_sha256,
-            object_name=object_name(record.tenant, record.doc_id, entry.content_sha256),
-            content_type=record.content_type,
-            source_name=record.source_name,
-            title=record.title,
-            rechunk_generation=request.generation,
-            size_bytes=held_bytes(entry),
-            sealed_password=entry.sealed_password,
-        )
-        if request.HasField("chunking"):
-            job.chunking.CopyFrom(request.chunking)
-        # Fair scheduling puts it beside the tenant's own uploads, not ahead of other tenants.
-        await natsio.publish(
-            self.js,
-            f"rag.jobs.{record.tenant}",
-            job.SerializeToString(),
-            msg_id=f"rechunk/{request.generation}/{record.tenant}/{token(record.doc_id)}/{version}",
-            span_name="rag.ingest.enqueue",
-        )
 
     async def GetIngestJob(self, request, context):
         await self._require(context, request.tenant)
@@ -353,11 +355,6 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.RemoveDocumentResponse(document=public(record))
 
 
-def held_bytes(entry: types_pb2.DocumentVersion) -> int:
-    """What a worker holds of its in-flight budget for a version: a zipped format's expanded size."""
-    return max(entry.size_bytes, entry.inflated_bytes)
-
-
 def public(record: types_pb2.DocumentRecord) -> types_pb2.DocumentRecord:
     """A record as the API shows it: sealed passwords stay inside ingest."""
     shown = types_pb2.DocumentRecord()
@@ -365,22 +362,6 @@ def public(record: types_pb2.DocumentRecord) -> types_pb2.DocumentRecord:
     for entry in shown.versions:
         entry.ClearField("sealed_password")
     return shown
-
-
-def rechunk_versions(record: types_pb2.DocumentRecord) -> list[int]:
-    """What a new generation needs of a document: the version searches show, and the current one
-    when it is still on its way (its job may have started before the generation existed)."""
-    if record.status == types_pb2.DOCUMENT_STATUS_DELETED:
-        return []
-    versions = [record.indexed_version] if record.indexed_version else []
-    current = version_entry(record, record.current_version)
-    if (
-        current is not None
-        and record.current_version not in versions
-        and current.status != types_pb2.DOCUMENT_STATUS_FAILED
-    ):
-        versions.append(record.current_version)
-    return versions
 
 
 def main() -> None:

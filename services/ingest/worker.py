@@ -8,7 +8,6 @@ registry says `failed`. Nothing is dropped silently.
 import asyncio
 import json
 import logging
-import time
 from dataclasses import asdict
 
 import grpc
@@ -19,36 +18,26 @@ from nats.js.object_store import ObjectStore
 from opentelemetry import trace
 from prometheus_client import Counter
 
-from rag.v1 import embed_pb2, events_pb2, retrieve_pb2, types_pb2
+from rag.v1 import events_pb2, retrieve_pb2, types_pb2
 from services.common import natsio
-from services.common.chunking import chunkings_to_write, label, same_sizes
+from services.common.chunking import chunkings_to_write, label
 from services.common.config import IngestSettings
-from services.common.ids import chunk_id, token
 from services.common.usage import UsageStore
 from services.ingest.budget import ByteBudget
 from services.ingest.chunker import CHUNKER_VERSION, ChunkDraft, chunk_document
 from services.ingest.document import DocumentError
-from services.ingest.index_events import document_fields, fitting
+from services.ingest.index_writer import IndexWriter
 from services.ingest.job_parsing import JobParser
-from services.ingest.registry import FINISHED_JOBS, Registry, now_ms, version_entry
+from services.ingest.job_records import AlreadyFinished, Superseded, mark_failed, shown
+from services.ingest.registry import FINISHED_JOBS, Registry, document_seen, job_seen, now_ms
 from services.ingest.scheduler import FairJobQueue
+from services.ingest.version_indexing import VersionIndexer
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.ingest")
 
 JOBS = Counter("ragmesh_ingest_jobs_total", "Ingestion jobs finished, by outcome.", ["outcome"])
 REDELIVERIES = Counter("ragmesh_ingest_redeliveries_total", "Job deliveries after the first (retries, crashes).")
-CHUNKS = Counter("ragmesh_ingest_chunks_total", "Chunks embedded and sent to the index.", ["tenant"])
-EMBED_TOKENS = Counter("ragmesh_ingest_embedding_tokens_total", "Embedding tokens spent on ingestion.", ["tenant"])
-
-
-class Superseded(Exception):
-    """A newer version (or a delete) arrived while this job waited: its work is moot."""
-
-
-class AlreadyFinished(Exception):
-    """Another delivery of this job finished it (at-least-once delivery: a job can be redelivered
-    while its first delivery is still being worked on)."""
 
 
 class IngestWorker:
@@ -66,7 +55,6 @@ class IngestWorker:
         chunk_cache: ObjectStore | None = None,
     ) -> None:
         self.js, self.registry, self.objects, self.embed = js, registry, objects, embed
-        self.usage = usage
         self.index_kv = index_kv  # the index pointer: which chunkings the generations hold
         self.max_payload = max_payload  # the NATS server's limit on one message
         # Parsed chunks of a job in progress, kept so a redelivery need not parse again; removed
@@ -77,6 +65,8 @@ class IngestWorker:
         self.count_tokens = count_tokens
         self.budget = ByteBudget(settings.worker_bytes_in_flight)
         self.parser = JobParser(settings)  # parsing processes start on first use
+        self.writer = IndexWriter(js, embed, settings, self.configured, max_payload)
+        self.indexer = VersionIndexer(registry, self.writer, settings.embed_batch_size, usage)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
@@ -192,46 +182,6 @@ class IngestWorker:
         await mark_failed(self.registry, job.tenant, job.doc_id, job.version, job.job_id, reason)
         log.error("job failed", extra={"fields": {"job_id": job.job_id, "doc_id": job.doc_id, "error": reason}})
 
-    async def _advance(
-        self, job: events_pb2.IngestJob, status: int, chunk_count: int | None = None, seen=None
-    ) -> tuple[types_pb2.DocumentRecord, int]:
-        """Move the document's current version to `status`; the record and its revision.
-        Superseded if it is no longer current, AlreadyFinished if it is indexed already. `seen`:
-        the record and revision this job last wrote."""
-        outcome: list[Exception] = []
-
-        def change(record):
-            if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
-                outcome.append(Superseded("the document was deleted"))
-                return None
-            if record.current_version != job.version:
-                outcome.append(Superseded(f"superseded by version {record.current_version}"))
-                return None
-            entry = version_entry(record, job.version)
-            if entry is not None and entry.status == types_pb2.DOCUMENT_STATUS_INDEXED:
-                if record.indexed_version >= job.version:
-                    outcome.append(AlreadyFinished())
-                    return None
-            record.status = status
-            if entry is not None:
-                entry.status = status
-                if chunk_count is not None:
-                    entry.chunk_count = chunk_count
-            return record
-
-        written = await self.registry.mutate_seen(job.tenant, job.doc_id, change, seen)
-        if outcome:
-            raise outcome[0]
-        return written
-
-    async def _report(self, job_id: str, seen=None, **fields) -> tuple[types_pb2.JobRecord, int]:
-        """Write the job's progress over `seen`, the record and revision this job last read or
-        wrote; the new ones. AlreadyFinished when another delivery finished it."""
-        written = await self.registry.update_job(job_id, seen, **fields)
-        if written is None:
-            raise AlreadyFinished()
-        return written
-
     @property
     def configured(self) -> types_pb2.Chunking:
         s = self.settings
@@ -301,100 +251,17 @@ class IngestWorker:
             chunk_sets.append(drafts)
         return title, warnings, chunk_sets
 
-    def _tagged(self, event: events_pb2.IndexBatch, chunking: types_pb2.Chunking) -> events_pb2.IndexBatch:
-        event.chunking.CopyFrom(chunking)
-        event.chunking.chunker_version = CHUNKER_VERSION
-        event.configured_chunking = same_sizes(chunking, self.configured)
-        return event
-
-    async def _write(
-        self,
-        job: events_pb2.IngestJob,
-        record: types_pb2.DocumentRecord,
-        title: str,
-        chunking: types_pb2.Chunking,
-        drafts: list[ChunkDraft],
-        skip: int,
-        ids: str,
-        on_batch=None,
-    ) -> str:
-        """Embed `drafts` from `skip` on in batches and publish each batch's upserts; returns the
-        embedding model id. `on_batch(embedded, tokens)`, if given, after each batch is out."""
-        s = self.settings
-        fields = document_fields(record)
-        model_id = ""
-        for start in range(skip, len(drafts), s.embed_batch_size):
-            batch = drafts[start : start + s.embed_batch_size]
-            with tracer.start_as_current_span("rag.ingest.embed") as span:
-                response = await self._embed([d.embed_text for d in batch])
-                span.set_attribute("rag.batch.size", len(batch))
-                span.set_attribute("rag.tokens", response.tokens)
-            if model_id and response.model_id != model_id:
-                raise RuntimeError(f"the embedding model changed mid-document ({model_id} -> {response.model_id})")
-            model_id = response.model_id
-            # The document's title, ACL and metadata travel once per event, in `fields`.
-            chunks = [
-                types_pb2.Chunk(
-                    chunk_id=chunk_id(job.tenant, job.doc_id, job.version, d.ordinal),
-                    tenant=job.tenant,
-                    doc_id=job.doc_id,
-                    version=job.version,
-                    ordinal=d.ordinal,
-                    text=d.text,
-                    title=title,
-                    section=d.section,
-                    char_start=d.char_start,
-                    char_end=d.char_end,
-                    chunker_version=CHUNKER_VERSION,
-                    page_start=d.page_start,
-                    page_end=d.page_end,
-                    content_kind=d.kind,
-                )
-                for d in batch
-            ]
-            vectors = [list(v.values) for v in response.vectors]
-            event = events_pb2.IndexBatch(
-                tenant=job.tenant, doc_id=job.doc_id, embedding_model_id=model_id, job_id=job.job_id
-            )
-            self._tagged(event, chunking)
-            subject = f"rag.index.{job.tenant}"
-            for part, piece in enumerate(fitting(event, chunks, vectors, response.dimension, fields, self.max_payload)):
-                msg_id = f"{ids}/upsert/{start}" + (f".{part}" if part else "")
-                await natsio.publish(self.js, subject, piece.SerializeToString(), msg_id=msg_id)
-            CHUNKS.labels(job.tenant).inc(len(batch))
-            EMBED_TOKENS.labels(job.tenant).inc(response.tokens)
-            if on_batch is not None:
-                await on_batch(start + len(batch), response.tokens)
-        return model_id
-
-    async def _activate(
-        self, job: events_pb2.IngestJob, chunking, chunk_count: int, model_id: str, ids: str, rechunk: bool = False
-    ) -> None:
-        activate = events_pb2.IndexBatch(
-            tenant=job.tenant,
-            doc_id=job.doc_id,
-            embedding_model_id=model_id,
-            job_id=job.job_id,
-            activate=events_pb2.ActivateVersion(version=job.version, chunk_count=chunk_count, rechunk=rechunk),
-        )
-        self._tagged(activate, chunking)
-        await natsio.publish(self.js, f"rag.index.{job.tenant}", activate.SerializeToString(), msg_id=f"{ids}/activate")
-
-    def _ids(self, job: events_pb2.IngestJob, chunking: types_pb2.Chunking) -> str:
-        """Message-id prefix of a job's index events: the configured chunking keeps the plain ids;
-        a re-chunk's ids name its generation, or JetStream would drop them as repeats of the
-        original ingestion's."""
-        ids = f"{job.tenant}/{token(job.doc_id)}/{job.version}"
-        if job.rechunk_generation:
-            return f"{ids}/rechunk/{job.rechunk_generation}/{label(chunking)}"
-        return ids if same_sizes(chunking, self.configured) else f"{ids}/{label(chunking)}"
-
     async def process(self, job: events_pb2.IngestJob, attempt: int = 1) -> None:
         if job.rechunk_generation:
             await self.rechunk(job, attempt)
             return
         # Each write keeps the revision it made: the next write of the same record needs no read.
-        seen = {"job": await self.registry.get_job_seen(job.job_id)}
+        # A first delivery starts from the records the upload wrote, which its job carries.
+        first = attempt == 1
+        seen = {
+            "job": (first and job_seen(job.records)) or await self.registry.get_job_seen(job.job_id),
+            "doc": document_seen(job.records) if first else None,
+        }
         progress = seen["job"][0]
         if progress is None:  # its record was lost: start a new one
             progress = types_pb2.JobRecord(
@@ -403,58 +270,9 @@ class IngestWorker:
             seen["job"] = await self.registry.create_job(progress)
         elif progress.status in FINISHED_JOBS:
             raise AlreadyFinished()
-        seen["doc"] = await self._advance(job, types_pb2.DOCUMENT_STATUS_PROCESSING)
-        record = seen["doc"][0]
         chunkings = await self._chunkings()
         parsed_title, warnings, chunk_sets = await self._chunks(job, attempt, chunkings)
-        total = sum(len(drafts) for drafts in chunk_sets)
-        plan = ",".join(label(c) for c in chunkings)
-        # Resume after the last batch whose index event was published, if the chunkings are the same.
-        same_plan = progress.chunks_total == total and progress.chunkings == plan
-        done = progress.chunks_embedded if same_plan else 0
-        if done:
-            log.info("resuming job", extra={"fields": {"job_id": job.job_id, "chunks_done": done}})
-        seen["job"] = await self._report(
-            job.job_id,
-            seen["job"],
-            status=types_pb2.JOB_STATUS_RUNNING,
-            chunks_total=total,
-            chunks_embedded=done,
-            chunkings=plan,
-        )
-        if warnings:
-            seen["doc"] = await self._set_warnings(job, warnings, seen["doc"])
-        title = parsed_title  # the owner's title, when there is one, travels in the events' fields
-        spent = {"tokens": progress.embedding_tokens if done else 0}  # the batches of earlier deliveries
-        offset, model_id = 0, ""
-        for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
-
-            async def on_batch(embedded: int, tokens: int, offset: int = offset) -> None:
-                spent["tokens"] += tokens
-                if self.usage is not None:  # billed as embedded: a job cut off later has still spent it
-                    self.usage.add(job.tenant, time.time(), embedding_tokens=tokens)
-                if offset + embedded < total:  # the last batch's progress goes out with INDEXING below
-                    seen["job"] = await self._report(
-                        job.job_id, seen["job"], chunks_embedded=offset + embedded, embedding_tokens=spent["tokens"]
-                    )
-
-            skip = min(len(drafts), max(0, done - offset))
-            ids = self._ids(job, chunking)
-            model_id = await self._write(job, record, title, chunking, drafts, skip, ids, on_batch) or model_id
-            offset += len(drafts)
-        chunk_count = len(chunk_sets[0])  # in the active generation's chunking
-        await self._advance(job, types_pb2.DOCUMENT_STATUS_INDEXING, chunk_count=chunk_count, seen=seen["doc"])
-        trace.get_current_span().set_attribute("rag.tokens", spent["tokens"])
-        # Before the activations go out: retrieve may mark the job done right after one.
-        await self._report(
-            job.job_id,
-            seen["job"],
-            status=types_pb2.JOB_STATUS_INDEXING,
-            chunks_embedded=total,
-            embedding_tokens=spent["tokens"],
-        )
-        for chunking, drafts in zip(chunkings, chunk_sets, strict=True):
-            await self._activate(job, chunking, len(drafts), model_id, self._ids(job, chunking))
+        await self.indexer.index(job, seen, chunkings, parsed_title, warnings, chunk_sets)
 
     async def rechunk(self, job: events_pb2.IngestJob, attempt: int) -> None:
         """Chunk and embed an indexed version again, from its stored bytes, for one new index
@@ -467,60 +285,10 @@ class IngestWorker:
             return  # the generation was dropped: nobody would apply the chunks
         chunking = job.chunking if job.HasField("chunking") else self.configured
         title, _, (drafts,) = await self._chunks(job, attempt, [chunking])
-        ids = self._ids(job, chunking)
+        ids = self.writer.ids(job, chunking)
 
         # An operator's rebuild, not the tenant's ingestion: counted in metrics, not billed or reported.
-        model_id = await self._write(job, record, title, chunking, drafts, 0, ids)
+        model_id = await self.writer.write(job, record, title, chunking, drafts, 0, ids)
         record, _ = await self.registry.get(job.tenant, job.doc_id)
         if shown(record, job.version):
-            await self._activate(job, chunking, len(drafts), model_id, ids, rechunk=True)
-
-    async def _set_warnings(self, job: events_pb2.IngestJob, warnings: list[str], seen) -> tuple:
-        def change(record):
-            entry = version_entry(record, job.version) if record is not None else None
-            if entry is None or list(entry.warnings) == warnings:
-                return None
-            del entry.warnings[:]
-            entry.warnings.extend(warnings)
-            return record
-
-        return await self.registry.mutate_seen(job.tenant, job.doc_id, change, seen)
-
-    async def _embed(self, texts: list[str]):
-        """Bulk-lane embedding; waits out a full queue as the service's retry hint says."""
-        for _ in range(20):
-            try:
-                return await self.embed.Embed(
-                    embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_BULK), timeout=120
-                )
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    raise
-                hint = dict(exc.trailing_metadata() or ()).get("retry-after-ms", "500")
-                await asyncio.sleep(int(hint) / 1000)
-        raise RuntimeError("the embed service stayed overloaded")
-
-
-def shown(record: types_pb2.DocumentRecord | None, version: int) -> bool:
-    """Whether `version` is the document's current or indexed version (not deleted, not replaced)."""
-    if record is None or record.status == types_pb2.DOCUMENT_STATUS_DELETED:
-        return False
-    return version in (record.current_version, record.indexed_version)
-
-
-async def mark_failed(registry: Registry, tenant: str, doc_id: str, version: int, job_id: str, reason: str) -> None:
-    def change(record):
-        if record is None:
-            return None
-        entry = version_entry(record, version)
-        if entry is not None and entry.status == types_pb2.DOCUMENT_STATUS_INDEXED:
-            return None  # another delivery of the job indexed it
-        if entry is not None:
-            entry.status = types_pb2.DOCUMENT_STATUS_FAILED
-            entry.error = reason
-        if record.current_version == version:
-            record.status = types_pb2.DOCUMENT_STATUS_FAILED
-        return record
-
-    await registry.mutate(tenant, doc_id, change)
-    await registry.update_job(job_id, status=types_pb2.JOB_STATUS_FAILED, error=reason)
+            await self.writer.activate(job, chunking, len(drafts), model_id, ids, rechunk=True)

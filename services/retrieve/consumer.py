@@ -7,6 +7,10 @@ A failure retries the same batch in place, keeping its messages' ack deadline al
 later is applied first, and the watermark only grows. Events at or below the watermark (delivered
 again after a crash between the commit and the acks) are not applied twice; their announcements
 are made again, as the commit may have come before them.
+
+Events whose vectors another embedding model made than the generation's own are embedded again
+with its own (services/retrieve/reembed.py) before they apply; while the embed service does not
+serve that model, they are refused as before.
 """
 
 import asyncio
@@ -24,7 +28,8 @@ from rag.v1 import events_pb2, retrieve_pb2
 from services.common import natsio
 from services.common.chunking import applies_to
 from services.retrieve.executor import execute
-from services.retrieve.plan import Activate, DocState, Key, Op, Upsert, decode, plan
+from services.retrieve.plan import Activate, DocState, Key, Op, Upsert, activated, decode, plan
+from services.retrieve.reembed import ModelNotServed, Reembedder
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
@@ -77,6 +82,7 @@ class IndexConsumer:
         ready_lag: int = 64,
         ack_wait: float = 120.0,
         may_write=lambda: True,
+        reembedder: Reembedder | None = None,
     ) -> None:
         self.js, self.dense, self.lexical, self.state = js, dense, lexical, state
         self.durable, self.batch = durable, batch
@@ -92,6 +98,7 @@ class IndexConsumer:
         self.ready_lag, self.ack_wait = ready_lag, ack_wait
         # Shared engines: whether this replica still holds the writer lease, asked before every write.
         self.may_write = may_write
+        self.reembedder = reembedder
         self.stream_last = None  # the stream's last sequence when last looked at; None: not yet
         self.failing = ""  # why the batch in hand does not apply, while it does not
         self.lost = ""  # set when retention removed events before they were applied
@@ -104,6 +111,12 @@ class IndexConsumer:
     @property
     def label(self) -> str:
         return str(self.record.number or self.state.number)
+
+    @property
+    def model_id(self) -> str:
+        """The embedding model of this generation's vectors: named when it was made, or the first
+        one its events brought; "" before either."""
+        return self.record.embedding_model_id or self.state.model_id
 
     @property
     def lag(self) -> int | None:
@@ -289,12 +302,18 @@ class IndexConsumer:
             await self._check_gap(watermark, first)
         if not self.may_write():
             raise NotWriter("this replica no longer holds the writer lease")
+        fresh = await self._in_own_model(fresh, embed=True)
+        again = await self._in_own_model(again, embed=False)
+        if not self.may_write():  # re-embedding can take long: the lease may have passed meanwhile
+            raise NotWriter("this replica no longer holds the writer lease")
         ops, refused, model_id, chunkers = self._admit(fresh)
         repeated, _, _, _ = self._admit(again)
         states = await self.state.load(key for _, key, _ in ops + repeated)
         result = plan(states, [(key, op) for _, key, op in ops])
         if result.writes:
             await asyncio.to_thread(execute, result.writes, self.dense, self.lexical)
+        if not self.may_write():  # written, not committed: the next writer applies these events again
+            raise NotWriter("this replica no longer holds the writer lease")
         last = max(m.metadata.sequence.stream for m, _ in events)
         await self.state.commit(last, model_id, result.states, chunkers)
         for _, _, op in ops:
@@ -323,6 +342,7 @@ class IndexConsumer:
             chunk_count=op.chunk_count,
             job_id=op.job_id,
             index_watermark=self.state.watermark,
+            records=op.records,
         )
 
     async def _check_gap(self, watermark: int, first: int) -> None:
@@ -338,32 +358,54 @@ class IndexConsumer:
             f"events {watermark + 1}..{min(first, stream_first) - 1} were removed before they were applied"
         )
 
+    async def _in_own_model(self, events, embed: bool) -> list:
+        """The events, those of another embedding model (and this generation's chunking) taken into
+        this generation's own: their upserts embedded again (`embed`; otherwise only relabelled, for
+        events applied already). Unchanged while the embed service does not serve the model."""
+        own = self.model_id
+        foreign = [
+            i
+            for i, (_, e) in enumerate(events)
+            if own and e.embedding_model_id and e.embedding_model_id != own and applies_to(self.record, e)
+        ]
+        if not foreign or self.reembedder is None:
+            return events
+        try:
+            moved = await self.reembedder.events([events[i][1] for i in foreign], own, embed)
+        except ModelNotServed as exc:
+            log.error("index events of another embedding model not re-embedded", extra={"fields": {"error": str(exc)}})
+            return events
+        taken = list(events)
+        for i, event in zip(foreign, moved, strict=True):
+            taken[i] = (events[i][0], event)
+        return taken
+
     def _admit(self, events) -> tuple[list[tuple[object, Key, Op]], list, str, set[str]]:
         """This generation's operations, in order: its chunking's, from its embedding model (the
-        first model seen is the generation's; events of another are refused, announced failed)."""
-        ops, refused, model_id, chunkers = [], [], self.state.model_id, set()
+        one it was made with, or else the first model seen; events of another are refused,
+        announced failed)."""
+        ops, refused, model_id, chunkers = [], [], self.model_id, set()
         for msg, event in events:
             if not applies_to(self.record, event):
                 APPLIED.labels("other_chunking").inc()
                 continue
             if event.embedding_model_id and model_id and event.embedding_model_id != model_id:
-                if event.WhichOneof("op") == "activate":
+                if (activation := activated(event)) is not None:
                     error = f"embedded by {event.embedding_model_id}, the index holds {model_id}"
                     log.error("index event from another embedding model refused", extra={"fields": {"error": error}})
                     failed = events_pb2.DocumentFailed(
                         tenant=event.tenant, doc_id=event.doc_id, job_id=event.job_id, error=error
                     )
-                    failed.version = event.activate.version
+                    failed.version = activation.version
                     refused.append((msg, failed))
                 continue
             decoded = decode(event)
-            if decoded is None:
-                continue
-            model_id = model_id or event.embedding_model_id
-            key, op = decoded
-            if isinstance(op, Upsert):
-                chunkers.update(c.chunker_version for c in op.chunks if c.chunker_version)
-            ops.append((msg, key, op))
+            if decoded:
+                model_id = model_id or event.embedding_model_id
+            for key, op in decoded:
+                if isinstance(op, Upsert):
+                    chunkers.update(c.chunker_version for c in op.chunks if c.chunker_version)
+                ops.append((msg, key, op))
         return ops, refused, model_id, chunkers
 
     async def _publish(self, msg, subject: str, event) -> None:

@@ -9,6 +9,7 @@ import grpc
 
 from rag.v1 import retrieve_pb2, types_pb2
 from services.retrieve.generations import GenerationError, Generations
+from services.retrieve.reembed import ModelNotServed
 
 
 class GenerationControl:
@@ -16,23 +17,43 @@ class GenerationControl:
         self.g = generations
 
     async def create(
-        self, reason: str, rechunk: bool = False, chunking: types_pb2.Chunking | None = None
+        self, reason: str, rechunk: bool = False, chunking: types_pb2.Chunking | None = None, model: str = ""
     ) -> retrieve_pb2.GenerationRecord:
+        rechunk = rechunk or bool(chunking)
+        model_id = await self._model(model, rechunk) if model else self.g.get().state.model_id
         record = retrieve_pb2.GenerationRecord(
             created_unix_ms=int(time.time() * 1000),
             replay_until=await self.g.stream_last(),
             reason=reason,
-            rechunk=rechunk or bool(chunking),
+            rechunk=rechunk,
+            embedding_model_id=model_id,
         )
         if chunking is not None:
             record.chunking.CopyFrom(chunking)
 
         def change(pointer):
-            record.number = max(r.number for r in pointer.generations) + 1
+            record.number = next_number(pointer)
+            pointer.last_number = record.number
             pointer.generations.append(record)
 
         await self.g.change(change)
         return record
+
+    async def _model(self, asked: str, rechunk: bool) -> str:
+        """The id of the served model `asked` names (its id or name), for a new generation."""
+        if rechunk:
+            raise GenerationError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "a re-chunk embeds with ingestion's model: rebuild with another embedding model separately",
+            )
+        if self.g.reembedder is None:
+            raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, "this replica cannot embed chunks again")
+        try:
+            info = await self.g.reembedder.resolve(asked)
+        except ModelNotServed as exc:
+            raise GenerationError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        self.g.dimensions[info.model_id] = info.dimension
+        return info.model_id
 
     async def record_verdict(self, number: int, verdict: retrieve_pb2.Verdict) -> None:
         def change(pointer):
@@ -151,3 +172,8 @@ class GenerationControl:
 def missing_documents(reference: dict, candidate: dict) -> int:
     """Documents `reference` shows that `candidate` does not show at the same version."""
     return sum(1 for key, version in reference.items() if candidate.get(key) != version)
+
+
+def next_number(pointer: retrieve_pb2.IndexPointer) -> int:
+    """Numbers only grow: never one a dropped generation had."""
+    return max([pointer.last_number, *(r.number for r in pointer.generations)]) + 1

@@ -11,8 +11,8 @@ import grpc
 from rag.v1 import embed_pb2, retrieve_pb2
 from services.common.metrics import MODES, ranked_run, scores
 from services.retrieve.backends.base import SearchScope
-from services.retrieve.generations import Generation, GenerationError
-from services.retrieve.search import hybrid_search, resolve_fusion
+from services.retrieve.generation import Generation, GenerationError
+from services.retrieve.search import auto_policy, hybrid_search, resolve_fusion
 
 MAX_QUERIES = 5000
 EMBED_BATCH = 64
@@ -42,16 +42,22 @@ def dataset_digest(request: retrieve_pb2.EvaluateGenerationRequest) -> str:
     return digest.hexdigest()
 
 
-async def embed_all(embed, texts: list[str]) -> tuple[list[list[float]], str]:
-    vectors, model_id = [], ""
+async def embed_all(embed, texts: list[str], model_id: str = "") -> tuple[list[list[float]], str]:
+    """The texts' vectors from model `model_id` ("" = the embed service's default), and its id."""
+    vectors, answered = [], ""
     for start in range(0, len(texts), EMBED_BATCH):
-        reply = await embed.Embed(
-            embed_pb2.EmbedRequest(texts=texts[start : start + EMBED_BATCH], lane=embed_pb2.EMBED_LANE_BULK),
-            timeout=120,
+        asked = embed_pb2.EmbedRequest(
+            texts=texts[start : start + EMBED_BATCH], lane=embed_pb2.EMBED_LANE_BULK, model_id=model_id
         )
+        try:
+            reply = await embed.Embed(asked, timeout=120)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT and "not served" in (exc.details() or ""):
+                raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, exc.details()) from None
+            raise GenerationError(exc.code(), exc.details()) from None
         vectors += [list(v.values) for v in reply.vectors]
-        model_id = reply.model_id
-    return vectors, model_id
+        answered = reply.model_id
+    return vectors, answered
 
 
 async def ndcg(generation: Generation, request, vectors, mode: str, settings) -> float:
@@ -60,8 +66,10 @@ async def ndcg(generation: Generation, request, vectors, mode: str, settings) ->
     scope = SearchScope(request.tenant, tuple(request.principals))
     run = {}
     for query, vector in zip(request.queries, vectors, strict=True):
-        found = await hybrid_search(generation.dense, generation.lexical, query.text, vector, scope, fusion, TOP_K)
-        run[query.id] = ranked_run([f.chunk.doc_id for f in found])
+        result = await hybrid_search(
+            generation.dense, generation.lexical, query.text, vector, scope, fusion, TOP_K, auto_policy(settings)
+        )
+        run[query.id] = ranked_run([f.chunk.doc_id for f in result.found])
     qrels = {q.id: dict(q.relevant) for q in request.queries}
     return scores(qrels, run)["ndcg@10"]
 
@@ -86,14 +94,17 @@ async def evaluate(control, embed, settings, request) -> retrieve_pb2.Verdict:
     candidate, baseline = control.g.searchable(request.number), control.g.searchable(0)
     if candidate.number == baseline.number:
         raise GenerationError(grpc.StatusCode.FAILED_PRECONDITION, f"generation {candidate.number} is the active one")
-    vectors, model_id = await embed_all(embed, [q.text for q in request.queries])
+    # Each generation's queries embedded by its own model.
+    texts, vectors = [q.text for q in request.queries], {}
     for generation in (candidate, baseline):
-        if generation.state.model_id and generation.state.model_id != model_id:
-            raise GenerationError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"generation {generation.number} holds vectors of {generation.state.model_id}; "
-                f"queries are embedded by {model_id}",
-            )
+        model = generation.model_id
+        if model not in vectors:
+            vectors[model], answered = await embed_all(embed, texts, model)
+            if model and answered != model:
+                raise GenerationError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"generation {generation.number} holds vectors of {model}; queries are embedded by {answered}",
+                )
     modes = list(request.modes) or ["hybrid"]
     verdict = retrieve_pb2.Verdict(
         candidate=candidate.number,
@@ -106,8 +117,8 @@ async def evaluate(control, embed, settings, request) -> retrieve_pb2.Verdict:
         created_unix_ms=int(time.time() * 1000),
     )
     for mode in modes:
-        after = await ndcg(candidate, request, vectors, mode, settings)
-        before = await ndcg(baseline, request, vectors, mode, settings)
+        after = await ndcg(candidate, request, vectors[candidate.model_id], mode, settings)
+        before = await ndcg(baseline, request, vectors[baseline.model_id], mode, settings)
         verdict.scores.add(mode=mode, candidate_ndcg=after, baseline_ndcg=before)
     verdict.passed, verdict.summary = judge(list(verdict.scores), request.tolerance, request.dataset, verdict.queries)
     await control.record_verdict(candidate.number, verdict)

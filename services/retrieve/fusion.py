@@ -3,6 +3,7 @@
 Methods: reciprocal rank fusion (optionally weighted), convex combinations of min-max or
 z-score normalised scores, and either retriever alone. A candidate missing from one list gets
 that list's lowest normalised score (it ranked below everything the retriever returned).
+`auto` decides per query (services/retrieve/adaptive.py) which of these to apply, and how.
 """
 
 import statistics
@@ -11,10 +12,10 @@ from dataclasses import dataclass, field
 
 from services.retrieve.backends.base import EngineHit
 
-METHODS = ("rrf", "minmax", "zscore", "dense", "lexical")
+METHODS = ("auto", "rrf", "minmax", "zscore", "dense", "lexical")
 
 
-@dataclass
+@dataclass(slots=True)
 class FusedHit:
     chunk_id: str
     hit: EngineHit
@@ -29,12 +30,16 @@ class FusedHit:
 def _collect(dense: list[EngineHit], lexical: list[EngineHit]) -> dict[str, FusedHit]:
     fused: dict[str, FusedHit] = {}
     for rank, hit in enumerate(dense, start=1):
-        entry = fused.setdefault(hit.chunk_id, FusedHit(hit.chunk_id, hit))
+        entry = fused.get(hit.chunk_id)
+        if entry is None:
+            entry = fused[hit.chunk_id] = FusedHit(hit.chunk_id, hit)
         entry.dense_score, entry.dense_rank = hit.score, rank
         entry.sources.add("dense")
     for rank, hit in enumerate(lexical, start=1):
-        entry = fused.setdefault(hit.chunk_id, FusedHit(hit.chunk_id, hit))
-        if hit.chunk is not None and entry.hit.chunk is None:
+        entry = fused.get(hit.chunk_id)
+        if entry is None:
+            entry = fused[hit.chunk_id] = FusedHit(hit.chunk_id, hit)
+        elif hit.chunk is not None and entry.hit.chunk is None:
             entry.hit = hit  # the whole chunk is at hand: nothing to fetch for it
         entry.lexical_score, entry.lexical_rank = hit.score, rank
         entry.sources.add("lexical")
@@ -98,13 +103,27 @@ def single(dense: list[EngineHit], lexical: list[EngineHit], side: str) -> list[
 def fuse(
     dense: list[EngineHit], lexical: list[EngineHit], method: str, dense_weight: float, rrf_k: float
 ) -> list[FusedHit]:
+    """One fixed fusion (`auto` is decided first, in services/retrieve/adaptive.py)."""
     if method == "rrf":
         return rrf(dense, lexical, rrf_k, dense_weight)
     if method in NORMALISERS:
         return convex(dense, lexical, dense_weight, method)
     if method in ("dense", "lexical"):
         return single(dense, lexical, method)
-    raise ValueError(f"unknown fusion method {method!r}; use one of {', '.join(METHODS)}")
+    raise ValueError(f"unknown fusion method {method!r}; use one of {', '.join(METHODS[1:])}")
+
+
+def pin_first(fused: list[FusedHit], chunk_ids: list[str]) -> list[FusedHit]:
+    """The named chunks first, in the order given, ahead of everything else (their scores raised
+    above the best); the rest keep their order."""
+    pinned = [f for cid in chunk_ids for f in fused if f.chunk_id == cid]
+    if not pinned:
+        return fused
+    top = max((f.score for f in fused), default=0.0)
+    for position, f in enumerate(pinned):
+        f.score = top + len(pinned) - position
+    rest = [f for f in fused if f.chunk_id not in set(chunk_ids)]
+    return pinned + rest
 
 
 def latest_versions(dense: list[EngineHit], lexical: list[EngineHit]) -> tuple[list[EngineHit], list[EngineHit]]:

@@ -10,33 +10,42 @@ Who writes a generation:
 - engines shared by several replicas (a Qdrant server, OpenSearch): one replica at a time writes,
   the holder of the writer lease (services/retrieve/lease.py), with the state in NATS KV
   (services/retrieve/shared_state.py); the others only search, and follow the writer's progress.
+
+A generation of another embedding model than the active one's starts from the active generation's
+chunks re-embedded from their text (services/retrieve/seed.py), in the background: it answers
+nothing until it has caught up, while the active one serves.
 """
 
 import asyncio
+import itertools
 import logging
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from prometheus_client import Gauge
 
 from rag.v1 import retrieve_pb2
 from services.common import natsio
 from services.common.chunking import same_chunking
 from services.common.config import RetrieveSettings
+from services.retrieve import pointer as index_pointer
 from services.retrieve import snapshots
-from services.retrieve.backends.opensearch_index import OpenSearchIndex
-from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
-from services.retrieve.backends.qdrant_server import QdrantServerIndex
-from services.retrieve.backends.tantivy_index import LayoutError, TantivyIndex
+from services.retrieve.backends.tantivy_index import LayoutError
 from services.retrieve.consumer import IndexConsumer
+from services.retrieve.generation import (
+    Generation,
+    GenerationError,
+    engines,
+    folder,
+    remove_local,
+    suffixed,
+)
 from services.retrieve.lease import Lease
 from services.retrieve.maintenance import Maintenance
-from services.retrieve.seed import seed_from
+from services.retrieve.reembed import Reembedder
+from services.retrieve.seed import reembed_from, seed_from
 from services.retrieve.shared_state import SharedState
 from services.retrieve.state import INDEX_SCHEMA_VERSION, LocalState
 
@@ -46,53 +55,20 @@ ACTIVE = Gauge("ragmesh_index_active_generation", "The index generation searches
 WRITING = Gauge("ragmesh_index_writer", "1 while this replica writes the index (always 1 for embedded engines).")
 
 
-class GenerationError(Exception):
-    """A generation request that cannot be carried out, with the gRPC status it deserves."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Generation:
-    record: retrieve_pb2.GenerationRecord
-    dense: object
-    lexical: object
-    state: LocalState | SharedState
-    consumer: IndexConsumer | None = None  # where this replica writes the generation
-    stream_last: int | None = None  # the index stream's last sequence, as last seen by this replica
-    ready_lag: int = 64
-
-    @property
-    def number(self) -> int:
-        return self.record.number
-
-    @property
-    def lag(self) -> int | None:
-        if self.consumer is not None:
-            return self.consumer.lag
-        return None if self.stream_last is None else max(0, self.stream_last - self.state.watermark)
-
-    @property
-    def caught_up(self) -> bool:
-        """Searches see what the stream says: it applied everything that existed when it was
-        created and trails the stream by at most the readiness bound."""
-        lag = self.lag
-        return lag is not None and lag <= self.ready_lag and self.state.watermark >= self.record.replay_until
-
-    def progress(self) -> str:
-        return f"{self.state.watermark} of {max(self.record.replay_until, self.stream_last or 0)} events applied"
-
-
-def suffixed(name: str, number: int, separator: str) -> str:
-    """Generation 1 keeps the configured name, so an index built before generations stays in use."""
-    return name if number == 1 else f"{name}{separator}g{number}"
-
-
 class Generations:
-    def __init__(self, settings: RetrieveSettings, index_dir: Path, dimension: int, holder: str = "") -> None:
+    def __init__(
+        self,
+        settings: RetrieveSettings,
+        index_dir: Path,
+        dimension: int,
+        holder: str = "",
+        reembedder: Reembedder | None = None,
+        dimensions: dict[str, int] | None = None,
+    ) -> None:
         self.settings, self.index_dir, self.dimension = settings, Path(index_dir), dimension
+        # Embeds chunks again with a generation's own model; None: events of another model are refused.
+        self.reembedder = reembedder
+        self.dimensions = dict(dimensions or {})  # of every model the embed service serves, by model id
         self.holder = holder or settings.instance or "retrieve"
         # Any engine on a server is shared by every replica: one writer, state in NATS KV.
         self.shared = bool(settings.dense_url or settings.lexical_url)
@@ -109,20 +85,10 @@ class Generations:
     # -- this replica's copies -------------------------------------------------------------------
 
     def _folder(self, number: int) -> Path:
-        return self.index_dir if number == 1 else self.index_dir / f"g{number}"
+        return folder(self.index_dir, number)
 
-    def _engines(self, number: int):
-        s = self.settings
-        if s.dense_url:
-            collection = suffixed(s.dense_collection, number, "_")
-            dense = QdrantServerIndex(self.dimension, url=s.dense_url, collection=collection, api_key=s.dense_api_key)
-        else:
-            dense = QdrantEdgeIndex(self._folder(number) / "dense", self.dimension, s.dense_payload_in_memory)
-        if s.lexical_url:
-            lexical = OpenSearchIndex(s.lexical_url, suffixed(s.lexical_index, number, "-"))
-        else:
-            lexical = TantivyIndex(self._folder(number) / "lexical")
-        return dense, lexical
+    def _engines(self, record: retrieve_pb2.GenerationRecord):
+        return engines(self.settings, folder(self.index_dir, record.number), record, self.dimensions, self.dimension)
 
     def _durable(self, number: int) -> str:
         # Shared engines: one consumer per generation, used by whichever replica writes.
@@ -135,7 +101,7 @@ class Generations:
         return LocalState(self._folder(number) / "state.db", number)
 
     async def _open_local(self, record: retrieve_pb2.GenerationRecord) -> Generation:
-        dense, lexical = self._engines(record.number)
+        dense, lexical = self._engines(record)
         state = self._state(record.number)
         if isinstance(state, SharedState):
             await state.open()
@@ -179,11 +145,14 @@ class Generations:
     async def _write(self, generation: Generation) -> None:
         """Start applying the stream to `generation` from where its state says it is; a generation
         whose events the stream no longer holds starts from a snapshot or a copy first."""
-        if generation.consumer is not None:
+        if generation.consumer is not None or generation.filling is not None:
             return
         state, record = generation.state, generation.record
         if isinstance(state, SharedState):
             await state.refresh()  # the previous writer may have got further than this replica saw
+        if self._reembedding(generation):
+            generation.filling = asyncio.create_task(self._reembed_then_write(generation))
+            return
         if record.rechunk and state.watermark < record.replay_until:
             # It applies the stream from here on; what came before, its re-chunk jobs write.
             await state.commit(record.replay_until, state.model_id, {})
@@ -200,8 +169,56 @@ class Generations:
             linger=self.settings.index_linger_seconds,
             ready_lag=self.settings.ready_max_lag,
             may_write=lambda: self.writing,
+            reembedder=self.reembedder,
         )
         await generation.consumer.start()
+
+    def _reembedding(self, generation: Generation) -> bool:
+        """A new generation of another model than the active one's, which holds chunks: it starts
+        from them, embedded again."""
+        model, source = generation.record.embedding_model_id, self.open.get(self.pointer.active)
+        if not model or generation.state.watermark or generation.record.rechunk or self.reembedder is None:
+            return False
+        if source is None or source is generation or source.consumer is None:
+            return False
+        return bool(source.state.watermark) and source.state.model_id != model
+
+    async def _reembed_then_write(self, generation: Generation) -> None:
+        """Fill `generation` from the active one, re-embedded, then apply the stream from there.
+        A failed attempt (the embed service away) starts again from empty engines."""
+        number, model = generation.number, generation.record.embedding_model_id
+        for attempt in itertools.count():
+            source = self.open.get(self.pointer.active)
+            try:
+                if await asyncio.to_thread(generation.dense.count) or await asyncio.to_thread(generation.lexical.count):
+                    # Left by an attempt that stopped half way: documents deleted since must not stay.
+                    await self._empty(generation)
+                await reembed_from(source, generation, self.reembedder, model, may_write=lambda: self.writing)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                delay = 0.5 * 2 ** min(attempt, 6)
+                log.exception(
+                    "re-embedding chunks into a new index generation failed; trying again",
+                    extra={"fields": {"generation": number, "in_s": delay}},
+                )
+                await asyncio.sleep(delay)
+        async with self._lock:
+            generation.filling = None
+            if self.open.get(number) is generation and self.writing:
+                await self._write(generation)
+
+    async def _empty(self, generation: Generation) -> None:
+        """Remove what `generation`'s engines hold and open them again, empty."""
+        await asyncio.to_thread(generation.dense.destroy)
+        await asyncio.to_thread(generation.lexical.destroy)
+        generation.dense, generation.lexical = self._engines(generation.record)
+        if not isinstance(generation.state, SharedState):
+            await asyncio.to_thread(generation.lexical.open)
+        await asyncio.to_thread(generation.dense.open)
+        if isinstance(generation.state, SharedState):
+            await asyncio.to_thread(generation.lexical.open)
 
     async def _fill(self, generation: Generation) -> None:
         """The stream's first events are gone: start from this generation's newest snapshot, or
@@ -211,7 +228,8 @@ class Generations:
         source = self.open.get(self.pointer.active)
         fresh = not generation.state.watermark or generation.record.rechunk
         if fresh and source is not None and source is not generation and source.consumer is not None:
-            if same_chunking(source.record, generation.record):
+            # Copied vectors serve only a generation of the same model (another is re-embedded).
+            if same_chunking(source.record, generation.record) and source.model_id == generation.model_id:
                 await seed_from(source, generation)
                 return
         log.error(
@@ -222,6 +240,7 @@ class Generations:
     async def _stop_writing(self) -> None:
         async with self._lock:
             for generation in self.open.values():
+                await self._stop_filling(generation)
                 if generation.consumer is not None:
                     await generation.consumer.stop()
                     generation.consumer = None
@@ -233,7 +252,14 @@ class Generations:
                 await self._write(generation)
         WRITING.set(1)
 
+    async def _stop_filling(self, generation: Generation) -> None:
+        if generation.filling is not None:
+            generation.filling.cancel()
+            await asyncio.gather(generation.filling, return_exceptions=True)
+            generation.filling = None
+
     async def _close(self, generation: Generation, destroy: bool = False) -> None:
+        await self._stop_filling(generation)
         if generation.consumer is not None:
             await generation.consumer.stop()
             generation.consumer = None
@@ -246,14 +272,7 @@ class Generations:
             generation.state.close()
 
     def _remove_local(self, number: int) -> None:
-        """Everything a generation keeps on this replica's disk: engines and state."""
-        folder = self._folder(number)
-        for part in ("dense", "lexical", "state.db", "state.db-wal", "state.db-shm"):
-            path = folder / part
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
+        remove_local(self._folder(number))
 
     async def _destroy(self, generation: Generation) -> None:
         """Remove everything a generation stored: engines, state, its stream consumer."""
@@ -298,27 +317,11 @@ class Generations:
 
     # -- the shared pointer ----------------------------------------------------------------------
 
-    async def _read(self) -> tuple[retrieve_pb2.IndexPointer | None, int]:
-        try:
-            entry = await self.kv.get(natsio.INDEX_POINTER_KEY)
-        except KeyNotFoundError:
-            return None, 0
-        return retrieve_pb2.IndexPointer.FromString(entry.value), entry.revision
-
     async def change(self, change) -> retrieve_pb2.IndexPointer:
         """Apply `change` to the shared pointer by compare-and-set, then follow it here at once."""
-        while True:
-            current, revision = await self._read()
-            updated = retrieve_pb2.IndexPointer()
-            updated.CopyFrom(current)
-            change(updated)
-            updated.updated_unix_ms = int(time.time() * 1000)
-            try:
-                await self.kv.update(natsio.INDEX_POINTER_KEY, updated.SerializeToString(), last=revision)
-            except KeyWrongLastSequenceError:
-                continue
-            await self._apply(updated)
-            return updated
+        updated = await index_pointer.change(self.kv, change)
+        await self._apply(updated)
+        return updated
 
     async def stream_last(self) -> int:
         return (await self.js.stream_info(natsio.STREAM_INDEX.name)).state.last_seq
@@ -335,18 +338,7 @@ class Generations:
             if self.settings.index_writer:
                 await self.lease.try_acquire()
         WRITING.set(int(self.writing))
-        pointer, _ = await self._read()
-        if pointer is None:
-            first = retrieve_pb2.IndexPointer(
-                active=1,
-                generations=[retrieve_pb2.GenerationRecord(number=1, created_unix_ms=int(time.time() * 1000))],
-                note="first generation",
-            )
-            try:
-                await self.kv.create(natsio.INDEX_POINTER_KEY, first.SerializeToString())
-            except KeyWrongLastSequenceError:
-                pass  # another replica created it first
-            pointer, _ = await self._read()
+        pointer = await index_pointer.ensure(self.kv)
         self.maintenance = Maintenance(self, self.settings)
         await self.maintenance.start(js)
         await self._apply(pointer)
@@ -368,7 +360,7 @@ class Generations:
         while True:
             await asyncio.sleep(self.settings.generation_poll_seconds)
             try:
-                pointer, _ = await self._read()
+                pointer, _ = await index_pointer.read(self.kv)
                 if pointer is not None and pointer != self.pointer:
                     await self._apply(pointer)
                 last = await self.stream_last()

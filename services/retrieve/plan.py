@@ -58,6 +58,7 @@ class Activate:
     chunk_count: int = 0
     job_id: str = ""
     rechunk: bool = False  # written for a new generation: the version was announced when first indexed
+    records: events_pb2.IngestRecords | None = None  # ingest's, returned untouched in DocumentIndexed
 
 
 @dataclass(frozen=True)
@@ -167,21 +168,40 @@ def event_fields(event: events_pb2.IndexBatch) -> DocFields:
     return DocFields.of("", first.acl, first.metadata)
 
 
-def decode(event: events_pb2.IndexBatch) -> tuple[Key, Op] | None:
-    """An index event as (document, operation); None for an event without one."""
+def decode(event: events_pb2.IndexBatch) -> list[tuple[Key, Op]]:
+    """An index event as (document, operation) pairs, in the order they take effect: none for an
+    event without an operation; an upsert of a version's only chunks that activates it is the
+    upsert followed by the activation, exactly as the two events one after the other."""
     key = (event.tenant, event.doc_id)
     kind = event.WhichOneof("op")
     if kind == "upserts":
         chunks = tuple(event.upserts.chunks)
         rows = np.asarray(event.upserts.vectors, dtype=np.float32).reshape(len(chunks), event.upserts.dimension)
         version = event.upserts.version or (chunks[0].version if chunks else 0)
-        return key, Upsert(version, chunks, tuple(tuple(r) for r in rows.tolist()), event_fields(event))
+        ops: list[tuple[Key, Op]] = [
+            (key, Upsert(version, chunks, tuple(tuple(r) for r in rows.tolist()), event_fields(event)))
+        ]
+        if event.upserts.HasField("activate"):
+            ops.append((key, activation(event, event.upserts.activate)))
+        return ops
     if kind == "activate":
-        a = event.activate
-        return key, Activate(a.version, a.chunk_count, event.job_id, a.rechunk)
+        return [(key, activation(event, event.activate))]
     if kind == "remove":
-        return key, Remove(event.remove.through_version)
+        return [(key, Remove(event.remove.through_version))]
     if kind == "update_metadata":
         u = event.update_metadata
-        return key, SetFields(DocFields.of(u.title, u.acl, u.metadata, u.revision))
+        return [(key, SetFields(DocFields.of(u.title, u.acl, u.metadata, u.revision)))]
+    return []
+
+
+def activation(event: events_pb2.IndexBatch, a: events_pb2.ActivateVersion) -> Activate:
+    return Activate(a.version, a.chunk_count, event.job_id, a.rechunk, a.records if a.HasField("records") else None)
+
+
+def activated(event: events_pb2.IndexBatch) -> events_pb2.ActivateVersion | None:
+    """The activation an event carries, alone or after its upserts; None for none."""
+    if event.WhichOneof("op") == "activate":
+        return event.activate
+    if event.WhichOneof("op") == "upserts" and event.upserts.HasField("activate"):
+        return event.upserts.activate
     return None

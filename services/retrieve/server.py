@@ -16,12 +16,24 @@ from rag.v1 import embed_pb2, embed_pb2_grpc, retrieve_pb2, retrieve_pb2_grpc
 from services.common import natsio
 from services.common.clients import channel
 from services.common.config import RetrieveSettings
+from services.common.language import detect
 from services.common.server import Service, run
 from services.retrieve import evaluation
+from services.retrieve.analysis import AnalysedQuery, analyse_query
 from services.retrieve.backends.base import SearchScope
 from services.retrieve.control import GenerationControl
 from services.retrieve.generations import Generation, GenerationError, Generations
-from services.retrieve.search import date_bounds, filters_problem, fusion_problem, hybrid_search, resolve_fusion
+from services.retrieve.query_vectors import ModelMismatch, ModelNotServed, QueryEmbedding, QueryVectorCache, TenantLRU
+from services.retrieve.reembed import Reembedder
+from services.retrieve.rerank import Reranker
+from services.retrieve.search import (
+    auto_policy,
+    date_bounds,
+    filters_problem,
+    fusion_problem,
+    hybrid_search,
+    resolve_fusion,
+)
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("ragmesh.retrieve")
@@ -34,6 +46,13 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         super().__init__(settings)
         self.index_dir = settings.index_dir or settings.data_dir / "retrieve"
         self.generations: Generations | None = None
+        self.policy = auto_policy(settings)
+        self.reranker: Reranker | None = None
+        self.query_vectors = QueryVectorCache(settings.query_vector_cache_size, settings.query_vector_cache_tenants)
+        # A query's language detection and terms, kept within the same bounds.
+        self.analyses: TenantLRU[str, AnalysedQuery] = TenantLRU(
+            settings.query_vector_cache_size, settings.query_vector_cache_tenants
+        )
 
     def register(self, server):
         retrieve_pb2_grpc.add_RetrieveServiceServicer_to_server(self, server)
@@ -41,18 +60,27 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
 
     async def start(self) -> None:
         s = self.settings
+        await asyncio.to_thread(detect, "warm")  # loads the language model before the first query needs it
+        if s.rerank_url:
+            self.reranker = Reranker(
+                s.rerank_url, s.rerank_api, s.rerank_model, s.rerank_api_key, s.rerank_top_n, s.rerank_timeout_ms
+            )
         self.embed = embed_pb2_grpc.EmbedServiceStub(channel(s.embed_addr, s))
         info = await self.embed.GetModelInfo(embed_pb2.GetModelInfoRequest(), wait_for_ready=True, timeout=300)
         self.nc = await natsio.connect(s.nats_url, "retrieve")
         js = self.nc.jetstream()
         await natsio.ensure_all(js, s.nats_replicas, s.index_retention_days)
         holder = s.instance or f"{socket.gethostname()}-{os.getpid()}"
-        self.generations = Generations(s, self.index_dir, info.dimension, holder)
+        dimensions = {m.model_id: m.dimension for m in info.models}
+        reembedder = Reembedder(self.embed)
+        self.generations = Generations(s, self.index_dir, info.dimension, holder, reembedder, dimensions)
         self.control = GenerationControl(self.generations)
         await self.generations.start(js)
         await self.generations.wait_caught_up()
 
     async def stop(self) -> None:
+        if self.reranker:
+            await self.reranker.close()
         if self.generations:
             await self.generations.stop()
         await natsio.close(self.nc)
@@ -96,31 +124,59 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
         span = trace.get_current_span()
         span.set_attribute("rag.tenant", request.tenant)
 
-        with tracer.start_as_current_span("rag.retrieve.embed_query"):
-            embedded = await self.embed.Embed(
-                embed_pb2.EmbedRequest(texts=[query], lane=embed_pb2.EMBED_LANE_INTERACTIVE, tenant=request.tenant),
-                timeout=context.time_remaining(),
+        analysed = self.analyses.get(request.tenant, query)
+        if analysed is None:
+            analysed = analyse_query(query)
+            self.analyses.put(request.tenant, query, analysed)
+        model_id = generation.model_id  # queries are embedded with the model of the generation searched
+        query_vector = QueryEmbedding(
+            self.embed, self.query_vectors, request.tenant, model_id, query, context.time_remaining
+        )
+
+        def rerank_budget() -> float | None:
+            """What is left of the caller's deadline, a little kept to answer."""
+            remaining = context.time_remaining()
+            return remaining - 0.05 if remaining is not None else None
+
+        try:
+            result = await hybrid_search(
+                *(generation.dense, generation.lexical, query, query_vector, scope, fusion, top_k),
+                policy=self.policy,
+                reranker=self.reranker,
+                budget_s=rerank_budget,  # the rerank never outlasts the caller's deadline
+                analysed=analysed,
             )
-        if state.model_id and embedded.model_id != state.model_id:
+        except ModelNotServed as exc:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"query embedded by {embedded.model_id}, but index generation {generation.number} "
-                f"was built with {state.model_id}",
+                f"index generation {generation.number} holds vectors of {model_id}: {exc}",
             )
-        vector = list(embedded.vectors[0].values)
-        found = await hybrid_search(generation.dense, generation.lexical, query, vector, scope, fusion, top_k)
-        hits = [f.hit(rank) for rank, f in enumerate(found, start=1)]
+        except ModelMismatch as exc:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"query embedded by {exc}, but index generation {generation.number} was built with {model_id}",
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the query cannot be embedded: {exc.details()}")
+        if result.decision is not None:
+            fusion.decision.CopyFrom(result.decision)
+            fusion.dense_weight = result.decision.dense_weight  # the weight this query was fused with
+        fusion.rerank.CopyFrom(result.rerank)
+        hits = [f.hit(rank) for rank, f in enumerate(result.found, start=1)]
         span.set_attribute("rag.hits", len(hits))
         span.set_attribute("rag.index.watermark", state.watermark)
         span.set_attribute("rag.index.generation", state.generation)
         return retrieve_pb2.RetrieveResponse(
             hits=hits,
             index_watermark=state.watermark,
-            embedding_model_id=state.model_id or embedded.model_id,
+            embedding_model_id=query_vector.model_id,
             fusion=fusion,
-            query_tokens=embedded.tokens,
+            query_tokens=query_vector.tokens,
             index_generation=state.generation,
             generation=generation.number,
+            dense_skipped=not query_vector.asked,
         )
 
     async def GetIndexInfo(self, request, context):
@@ -146,7 +202,8 @@ class RetrieveService(Service, retrieve_pb2_grpc.RetrieveServiceServicer):
 
     async def CreateGeneration(self, request, context):
         chunking = request.chunking if request.HasField("chunking") else None
-        record = await self._govern(context, self.control.create(request.reason, request.rechunk, chunking))
+        creation = self.control.create(request.reason, request.rechunk, chunking, request.embedding_model)
+        record = await self._govern(context, creation)
         return retrieve_pb2.CreateGenerationResponse(generation=record)
 
     async def EvaluateGeneration(self, request, context):

@@ -16,9 +16,10 @@ from services.retrieve.backends.base import DocFields
 from services.retrieve.plan import DocState, Key
 
 # The layout of what the engines store (fields, analysers); a change means a new index generation.
-# 4: chunks stored live or pending, visibility in the engines; 3: lexical candidates from columns,
-# English stop words.
-INDEX_SCHEMA_VERSION = 4
+# 5: lexical terms analysed per language (plain field for identifiers), one lexical index per
+# tenant; 4: chunks stored live or pending, visibility in the engines; 3: lexical candidates from
+# columns, English stop words.
+INDEX_SCHEMA_VERSION = 5
 
 
 def state_to_proto(state: DocState) -> retrieve_pb2.IndexDocState:
@@ -33,7 +34,7 @@ def state_from_proto(record: retrieve_pb2.IndexDocState) -> DocState:
 
 
 def generation_name(number: int, model_id: str, chunkers: Iterable[str], schema_version: int) -> str:
-    """e.g. `g2/all-MiniLM-L6-v2@8199be6f/structure-v1/schema-4`; just `g2` while it is empty."""
+    """e.g. `g2/all-MiniLM-L6-v2@8199be6f/structure-v1/schema-5`; just `g2` while it is empty."""
     if not model_id:
         return f"g{number}"
     name, _, digest = model_id.partition("@sha256:")

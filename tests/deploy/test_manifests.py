@@ -230,7 +230,13 @@ def test_cluster_overlay_runs_the_cluster_engines(rendered):
         assert roles["retrieve-indexer"]["RAGMESH_INDEX_WRITER"] == "true"
         assert workloads["retrieve-indexer"]["spec"]["replicas"] == 2
         assert workloads["nats"]["spec"]["replicas"] == 3 and shared["RAGMESH_NATS_REPLICAS"] == "3"
-        assert {"qdrant", "opensearch", "otel-collector", "jaeger"} <= set(workloads)
+        assert {"qdrant", "opensearch", "otel-collector", "jaeger", "reranker"} <= set(workloads)
+        # retrieve's reranking stage calls the TEI reranker, on the port its Service opens.
+        services = {s["metadata"]["name"]: s for s in objects(rendered, "Service")}
+        host, port = shared["RAGMESH_RERANK_URL"].removeprefix("http://").split(":")
+        assert shared["RAGMESH_RERANK_API"] == "tei" and int(port) in {
+            p["port"] for p in services[host]["spec"]["ports"]
+        }
         assert workloads["nats"]["spec"]["volumeClaimTemplates"]
     else:
         assert "RAGMESH_DENSE_URL" not in shared and workloads["nats"]["spec"]["replicas"] == 1
@@ -264,14 +270,17 @@ def test_every_nats_user_has_its_password_from_the_secret(rendered):
     for service, container, _ in ragmesh_containers(rendered):
         wanted = {"RAGMESH_NATS_PASSWORD": ("ragmesh-nats", service)} if service in GRANTS else {}
         assert {k: v for k, v in secret_env(container).items() if "NATS" in k} == wanted, service
-    assert secret_env(nats_container(rendered)) == {password_variable(user): ("ragmesh-nats", user) for user in GRANTS}
+    users = {password_variable(user): ("ragmesh-nats", user) for user in GRANTS}
+    routes = {"NATS_ROUTE_PASSWORD": ("ragmesh-nats", "route")} if rendered[0] == "cluster" else {}
+    assert secret_env(nats_container(rendered)) == {**users, **routes}
 
 
 def test_nats_requires_the_users_and_keeps_monitoring_inside_the_pod(rendered, tmp_path):
     """The rendered configuration, checked by the real nats-server (`-t`)."""
     conf = config_map_env(rendered, "nats-config")["nats.conf"]
     assert 'include "../nats-auth/auth.conf"' in conf and 'http: "127.0.0.1:8222"' in conf
-    assert "http_port" not in conf and "authorization" not in conf.replace("auth.conf", "")
+    clients = conf.split("cluster {")[0]  # the routes' own authorization is the cluster block's
+    assert "http_port" not in conf and "authorization" not in clients.replace("auth.conf", "")
     container = nats_container(rendered)
     assert {p["containerPort"] for p in container["ports"]} <= {4222, 6222}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
@@ -283,6 +292,7 @@ def test_nats_requires_the_users_and_keeps_monitoring_inside_the_pod(rendered, t
     (tmp_path / "nats-auth" / "auth.conf").write_text(config_map_env(rendered, "nats-auth")["auth.conf"])
     (tmp_path / "nats" / "nats.conf").write_text(conf.replace("/data", str(tmp_path / "data")))
     env = {**os.environ, "POD_NAME": "nats-0", **{password_variable(u): f"secret-{u}" for u in GRANTS}}
+    env |= {"NATS_ROUTE_PASSWORD": "r", **{f"NATS_ROUTE_{i}": f"nats://route:r@nats-{i}:6222" for i in range(3)}}
     checked = subprocess.run(
         [nats_binary(), "-c", str(tmp_path / "nats" / "nats.conf"), "-t"], env=env, capture_output=True, text=True
     )

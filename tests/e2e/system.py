@@ -19,8 +19,8 @@ TERMINAL = {types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED}
 
 
 class System:
-    def __init__(self, data: Path, port_base: int, env: dict | None = None) -> None:
-        self.data, self.port_base = data, port_base
+    def __init__(self, data: Path, port_base: int, env: dict | None = None, args: tuple[str, ...] = ()) -> None:
+        self.data, self.port_base, self.args = data, port_base, args
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.gateway = f"127.0.0.1:{port_base + 1}"
@@ -29,14 +29,14 @@ class System:
         command = [sys.executable, "-m", "services.cli", "up", "--data-dir", str(self.data)]
         # Ended with the test run however that ends, in a session of its own as from a terminal.
         self.proc = subprocess.Popen(
-            dying_with_parent([*command, "--port-base", str(self.port_base)]),
+            dying_with_parent([*command, "--port-base", str(self.port_base), *self.args]),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env=self.env,
             start_new_session=True,
         )
-        lines: queue.Queue = queue.Queue()
+        self.lines = lines = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in self.proc.stdout], daemon=True).start()
         deadline, seen = time.monotonic() + timeout, []
         while time.monotonic() < deadline:
@@ -51,6 +51,10 @@ class System:
                 assert self.gateway in line
                 return self
         raise RuntimeError("ragmesh up did not become ready:\n" + "".join(seen))
+
+    def printed(self, count: int, timeout: float = 10.0) -> list[str]:
+        """The next `count` lines `ragmesh up` printed (after `ready`, when called after start)."""
+        return [self.lines.get(timeout=timeout).rstrip("\n") for _ in range(count)]
 
     def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
         if self.proc and self.proc.poll() is None:
@@ -106,10 +110,12 @@ class Client:
     def search(self, query: str, top_k: int = 10) -> gateway_pb2.SearchResponse:
         return self.stub.Search(gateway_pb2.SearchRequest(query=query, top_k=top_k), metadata=self.metadata, timeout=30)
 
-    def ask(self, question: str, no_cache: bool = False) -> tuple[list[str], gateway_pb2.AskFinal]:
+    def ask(
+        self, question: str, no_cache: bool = False, timeout: float = 30, **fields
+    ) -> tuple[list[str], gateway_pb2.AskFinal]:
         deltas, final = [], None
-        request = gateway_pb2.AskRequest(question=question, no_cache=no_cache)
-        for message in self.stub.Ask(request, metadata=self.metadata, timeout=30):
+        request = gateway_pb2.AskRequest(question=question, no_cache=no_cache, **fields)
+        for message in self.stub.Ask(request, metadata=self.metadata, timeout=timeout):
             if message.HasField("final"):
                 final = message.final
             else:

@@ -14,7 +14,7 @@ import pytest
 from helpers import free_port_block
 
 from rag.v1 import retrieve_pb2, retrieve_pb2_grpc
-from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
+from services.retrieve.backends.dense_tiers import TieredDenseIndex
 from services.retrieve.backends.tantivy_index import TantivyIndex
 
 from .faults import Killer, Workload, check_engine, check_searches, patiently, retrieve_searcher, settled_registry
@@ -55,20 +55,22 @@ def test_killed_processes_lose_nothing_double_nothing_and_resurrect_nothing(tmp_
             os.kill(pid, signal.SIGKILL)
 
         workload = Workload(client, DOCUMENTS)
-        killer = Killer(kill, ["ingest", "retrieve", "embed", "nats"])
+        names = ["ingest", "retrieve", "embed", "nats"]
+        killer = Killer(kill, names)
         killer.start()
         try:
             workload.run()
         finally:
             killer.stop_after(rounds=2)
-        assert sorted(killer.killed) == sorted(["ingest", "retrieve", "embed", "nats"] * 2), killer.killed
+        # Kills go on while the workload runs (more rounds on a slower machine): each at least twice.
+        assert sorted(n for n in names if killer.killed.count(n) < 2) == [], killer.killed
         records = settled_registry(client, workload)
         caught_up(system)
         check_searches(retrieve_searcher(system.port_base + 4, TENANT), workload, records)
         system.stop()
         stopped = True
         # The engines themselves, opened from the data folder once everything has stopped.
-        dense = QdrantEdgeIndex(system.data / "retrieve" / "dense", 384)
+        dense = TieredDenseIndex(system.data / "retrieve" / "dense", 384, maintain_seconds=0)
         lexical = TantivyIndex(system.data / "retrieve" / "lexical")
         dense.open()
         lexical.open()

@@ -14,7 +14,8 @@ import grpc
 import pytest
 from helpers import free_port_block
 
-from rag.v1 import gateway_pb2, types_pb2
+from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from services.cli.local import Ports
 
 from .system import System, cli_json
 
@@ -38,7 +39,8 @@ QUERIES = {
 
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
-    s = System(tmp_path_factory.mktemp("generations"), free_port_block()).start()
+    env = {"RAGMESH_RECHUNK_POLL_SECONDS": "1"}
+    s = System(tmp_path_factory.mktemp("generations"), free_port_block(), env=env).start()
     yield s
     s.stop()
 
@@ -272,7 +274,7 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client, oper
     number = built["number"]
     live = {g["record"]["number"]: g for g in generations(system)["generations"]}
     assert built["rechunk"] and built["documents_queued"] == int(live[1]["documents"]) >= len(CORPUS) + 3
-    assert int(live[number]["documents"]) == int(live[1]["documents"])
+    assert int(live[number].get("documents", 0)) == int(live[1]["documents"])
     assert int(live[number].get("missing_documents", 0)) == 0
     assert int(live[number]["dense_points"]) > int(live[1]["dense_points"])
 
@@ -311,3 +313,53 @@ def test_a_rechunk_rebuild_cuts_every_stored_document_again(system, client, oper
         assert job.chunks_total == len(ordinals(client, "long3", 0)) > 2 * len(configured)
 
     eventually(only_small_chunks)
+
+
+def filled_then_dropped(system, operator, number: int, active: int) -> None:
+    """Generation `number` comes to show every document `active` shows; then it is dropped."""
+
+    def filled():
+        live = {g["record"]["number"]: g for g in generations(system)["generations"]}
+        assert int(live[number].get("documents", 0)) == int(live[active]["documents"]) > 0
+        assert int(live[number].get("missing_documents", 0)) == 0
+
+    eventually(filled, timeout=180)
+    assert ordinals(operator, "d1", number) == [(1, 0)]
+    cli_json(system, "index", "drop", str(number))
+
+
+def test_a_rechunk_generation_a_dead_gateway_left_unqueued_is_filled_by_ingest(system, client, operator):
+    """A rebuild records the generation in retrieve, then asks ingest to queue the documents. A
+    gateway killed between the two steps leaves the first done and the second not: ingest finds
+    the recorded generation itself and fills it."""
+    before = {g["record"]["number"]: g for g in generations(system)["generations"]}
+    active = generations(system)["pointer"]["active"]
+    with grpc.insecure_channel(Ports(system.port_base).addr("retrieve")) as channel:
+        created = retrieve_pb2_grpc.RetrieveServiceStub(channel).CreateGeneration(
+            retrieve_pb2.CreateGenerationRequest(
+                reason="its gateway died", rechunk=True, chunking=types_pb2.Chunking(target_tokens=64, overlap_tokens=8)
+            ),
+            timeout=30,
+        )
+    number = created.generation.number
+    assert number not in before
+
+    filled_then_dropped(system, operator, number, active)
+
+
+def test_a_rebuild_while_ingest_is_down_is_recorded_and_queued_when_it_returns(system, client, operator):
+    active = generations(system)["pointer"]["active"]
+    os.kill(system.proc.pid, signal.SIGSTOP)  # the supervisor holds still: ingest stays down
+    try:
+        os.kill(system.pids["ingest"], signal.SIGKILL)
+        time.sleep(0.5)
+        # Without chunk sizes: checking them would need ingest, and the rebuild would be refused.
+        done = ragmesh(system, "index", "rebuild", "--rechunk", "--json")
+    finally:
+        os.kill(system.proc.pid, signal.SIGCONT)
+    assert done.returncode == 0, done.stderr
+    built = json.loads(done.stdout)
+    number = built["number"]
+    assert built["rechunk"] and built["queued_later"] is True and built["documents_queued"] == 0
+
+    filled_then_dropped(system, operator, number, active)

@@ -1,5 +1,8 @@
 """The whole system as separate processes (`ragmesh up`), driven through the gateway only."""
 
+import os
+import shlex
+import subprocess
 import time
 import urllib.request
 
@@ -7,7 +10,8 @@ import grpc
 import pytest
 from helpers import free_port_block
 
-from rag.v1 import gateway_pb2, types_pb2
+from rag.v1 import gateway_pb2, retrieve_pb2, retrieve_pb2_grpc, types_pb2
+from services.cli.welcome import EXAMPLE_FOLDER
 
 from .system import System, cli, cli_json
 
@@ -36,6 +40,7 @@ SECRET = b"The globex launch code for project nightingale is zebra-forty-two."
 @pytest.fixture(scope="module")
 def system(tmp_path_factory):
     s = System(tmp_path_factory.mktemp("ragmesh"), free_port_block()).start()
+    s.welcome = s.printed(6)
     yield s
     s.stop()
 
@@ -59,6 +64,31 @@ def doc_ids(response) -> set[str]:
     return {h.chunk.doc_id for h in response.hits}
 
 
+def test_ready_is_followed_by_what_to_type_next_and_those_commands_work(system, tmp_path):
+    """The lines after `ready`, typed as printed in another terminal (the example folder being one
+    of ours): a folder is ingested and the question answered from it."""
+    intro, ingest, ask, trace, where, stop = system.welcome
+    assert intro == "next, in another terminal:" and stop == "Ctrl-C stops everything."
+    assert where == f"logs: {system.data / 'logs'}/<service>.log   traces: {system.data / 'traces' / 'spans.jsonl'}"
+    assert (system.data / "logs" / "gateway.log").exists() and (system.data / "traces" / "spans.jsonl").parent.is_dir()
+    folder = tmp_path / "handbook"
+    folder.mkdir()
+    (folder / "on-call.md").write_text(
+        "# On-call\nWe rotate the on-call schedule every Monday at 09:00: "
+        "the next engineer on the list takes the pager.\n"
+    )
+
+    def run(line: str) -> str:
+        words = [folder.as_posix() if w == EXAMPLE_FOLDER else w for w in shlex.split(line.split("#")[0])]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RAGMESH_")}
+        return subprocess.run(words, env=env, check=True, capture_output=True, text=True, cwd=tmp_path).stdout
+
+    assert "submitted 1 (0 unchanged), rejected 0, left out 0, indexed 1, failed 0" in run(ingest)
+    answered = run(ask)
+    assert "rotate the on-call schedule every Monday" in answered and "handbook/on-call.md" in answered
+    assert "GatewayService/Ask" in run(trace)
+
+
 def test_answerable_question_is_answered_citing_the_right_document(acme):
     deltas, final = acme.ask("What do red pandas eat?")
     assert final.status == types_pb2.ANSWER_STATUS_ANSWERED
@@ -70,7 +100,12 @@ def test_answerable_question_is_answered_citing_the_right_document(acme):
     assert manifest.index_watermark > 0 and manifest.query_id
     assert manifest.embedding_model_id.startswith("all-MiniLM-L6-v2@sha256:8199be6f")
     assert manifest.chunker_version and manifest.prompt_template_version
-    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-4"
+    assert manifest.index_generation == f"g1/all-MiniLM-L6-v2@8199be6f/{manifest.chunker_version}/schema-5"
+    # What the fusion decided for this question, and what it saw, is kept for replay.
+    decision = manifest.fusion.decision
+    assert manifest.fusion.method == "auto" and decision.reason == "scores" and decision.query_language == "en"
+    assert decision.method == "minmax" and 0.0 <= decision.dense_weight <= 0.95 and decision.dense_informative
+    assert manifest.fusion.rerank.status == "off"
 
 
 def test_unanswerable_question_abstains(acme):
@@ -87,6 +122,9 @@ def test_search_reports_every_score(acme):
     assert top.dense_matched and top.lexical_matched and top.dense_rank >= 1 and top.lexical_rank >= 1
     assert top.lexical_score > 0 and top.dense_score > 0.3
     assert response.index_watermark > 0 and response.embedding_model_id
+    decision = response.fusion.decision
+    assert response.fusion.method == "auto" and decision.analysed_as == ["en"] and decision.lexical_top > 0
+    assert not top.reranked and response.fusion.rerank.status == "off"
 
 
 def test_each_retriever_gives_as_many_candidates_as_asked(system, acme):
@@ -236,6 +274,21 @@ def test_one_trace_from_question_to_answer(system, acme):
     dense = next(s for s in spans if s["name"] == "rag.retrieve.dense")
     assert parent(dense)["span_id"] == retrieve["span_id"] or parent(parent(dense))["span_id"] == retrieve["span_id"]
     assert not any("Etna" in str(s["attributes"]) for s in spans), "question text must stay off spans"
+    # OpenTelemetry's GenAI conventions beside the rag.* attributes: the query's embedding and the answer.
+    embedded = next(s for s in spans if s["name"] == "rag.embed.embed")["attributes"]
+    assert embedded["gen_ai.operation.name"] == "embeddings" and embedded["gen_ai.provider.name"] == "onnxruntime"
+    assert embedded["gen_ai.request.model"] == "all-MiniLM-L6-v2"
+    assert embedded["gen_ai.response.model"] == final.manifest.embedding_model_id
+    assert embedded["gen_ai.usage.input_tokens"] == embedded["rag.tokens"] > 0
+    assert embedded["gen_ai.embeddings.dimension.count"] == 384
+    generated = next(s for s in spans if s["name"] == "rag.generate.generate")["attributes"]
+    assert {k: v for k, v in generated.items() if k.startswith("gen_ai.")} == {
+        "gen_ai.operation.name": "generate_content",
+        "gen_ai.provider.name": "ragmesh",
+        "gen_ai.request.model": "extractive",
+        "gen_ai.usage.input_tokens": 0,
+        "gen_ai.usage.output_tokens": 0,
+    }
 
     shown = cli_json(system, "trace", trace_id)
     assert {"trace_id", "span_id", "parent_span_id", "service", "name", "start", "duration_ms", "attributes"} <= set(
@@ -274,6 +327,17 @@ def test_one_trace_from_upload_to_index(system, acme):
     job = next(s for s in spans if s["name"] == "rag.ingest.job")
     enqueue = next(s for s in spans if s["name"] == "rag.ingest.enqueue")
     assert job["parent_span_id"] == enqueue["span_id"], "the worker continues the submit's trace across NATS"
+    # OpenTelemetry's messaging conventions on both sides of NATS, beside the rag.* attributes.
+    sent, taken = enqueue["attributes"], job["attributes"]
+    assert sent["messaging.system"] == taken["messaging.system"] == "nats"
+    assert sent["messaging.destination.name"] == taken["messaging.destination.name"] == "rag.jobs.acme"
+    assert (sent["messaging.operation.type"], taken["messaging.operation.type"]) == ("send", "process")
+    assert sent["messaging.message.id"] == taken["messaging.message.id"]
+    assert sent["messaging.nats.stream_sequence"] == taken["messaging.nats.stream_sequence"]
+    assert taken["messaging.consumer.group.name"] == "ingest-acme" and taken["rag.doc_id"] == "traced.txt"
+    applied = next(s for s in spans if s["name"] == "rag.retrieve.apply_index_batch")["attributes"]
+    assert applied["messaging.operation.type"] == "process"
+    assert applied["messaging.destination.name"].startswith("rag.index.")
     trace_id = job["trace_id"]
 
     def lifecycle(all_spans):
@@ -326,6 +390,66 @@ def test_metrics_endpoints_move_after_traffic(system, acme):
     assert metric(after["retrieve"], "ragmesh_index_active_generation ") == 1
     assert delta("generate", 'ragmesh_rpc_latency_seconds_count{code="OK",method="Generate"') == 1
     assert "ragmesh_cost_usd_total" in after["gateway"] and "ragmesh_embed_cache_requests_total" in after["embed"]
+    # What the dashboard and the alerts read beside these: the batch budget, NATS's storage and streams.
+    assert metric(after["embed"], "ragmesh_embed_batch_token_budget ") == 1024
+    assert metric(after["ingest"], "ragmesh_nats_storage_bytes ") > 0
+    # Nothing failed or dead-lettered (counted as it happens; the stream's size is read every 5 s).
+    assert delta("ingest", 'ragmesh_ingest_jobs_total{outcome="failed"}') == 0
+    assert delta("ingest", 'ragmesh_ingest_jobs_total{outcome="dead_lettered"}') == 0
+    assert 'ragmesh_nats_stream_messages{stream="RAG_DLQ"}' in after["ingest"]
+    assert "ragmesh_ingest_oldest_job_timestamp_seconds " in after["ingest"]
+
+
+def test_searches_and_answers_make_only_the_calls_they_need(system, acme, globex):
+    """Counted at the services' own metrics: an Ask asks retrieve for its search alone (no index
+    info besides; the answer cache is keyed by what the search saw), a query is embedded once per
+    tenant, and a lexical-only search is never embedded."""
+    base = system.port_base + 10
+    ports = {"embed": base + 3, "retrieve": base + 4}
+
+    def calls() -> dict[str, float]:
+        seen = {name: scrape(port) for name, port in ports.items()}
+        return {
+            method: metric(seen[service], f'ragmesh_rpc_latency_seconds_count{{code="OK",method="{method}"')
+            for service, method in (("retrieve", "Retrieve"), ("retrieve", "GetIndexInfo"), ("embed", "Embed"))
+        }
+
+    def made(before: dict[str, float]) -> dict[str, float]:
+        after = calls()
+        return {method: after[method] - before[method] for method in after}
+
+    before = calls()
+    _, first = acme.ask("Which coast of Sicily is Mount Etna on?")
+    _, again = acme.ask("Which coast of Sicily is Mount Etna on?")
+    assert not first.cached and again.cached
+    assert made(before) == {"Retrieve": 2, "GetIndexInfo": 0, "Embed": 1}
+
+    before = calls()
+    acme.search("Is Mount Etna an active volcano?")
+    acme.search("Is Mount Etna an active volcano?")
+    globex.search("Is Mount Etna an active volcano?")  # another tenant: embedded for it, not served acme's vector
+    assert made(before) == {"Retrieve": 3, "GetIndexInfo": 0, "Embed": 2}
+
+    before = calls()
+    lexical = gateway_pb2.SearchRequest(
+        query="Mount Etna volcano", top_k=3, fusion=types_pb2.FusionParams(method="lexical")
+    )
+    found = acme.stub.Search(lexical, metadata=acme.metadata, timeout=30)
+    assert doc_ids(found) == {"etna.txt"}
+    assert made(before) == {"Retrieve": 1, "GetIndexInfo": 0, "Embed": 0}
+    # Said in the response, so the answer's gate knows there is no cosine to judge by.
+    assert found.dense_skipped and not acme.search("Is Mount Etna an active volcano?").dense_skipped
+
+
+def test_a_query_the_embed_service_refuses_is_invalid_argument_not_a_missing_model(system):
+    """Retrieve called directly (the gateway caps questions at 2,000 characters): the embed
+    service's refusal of the text is the caller's error, not a model the generation lacks."""
+    request = retrieve_pb2.RetrieveRequest(tenant="acme", query="volcano " * 3000, top_k=3)  # 24,000 characters
+    with grpc.insecure_channel(f"127.0.0.1:{system.port_base + 4}") as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            retrieve_pb2_grpc.RetrieveServiceStub(channel).Retrieve(request, timeout=30)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details().startswith("the query cannot be embedded: text 0 has 23999 characters")
 
 
 def test_answer_cache_never_serves_stale_or_foreign_answers(system, acme):

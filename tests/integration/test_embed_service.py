@@ -90,3 +90,98 @@ async def test_a_query_does_not_wait_behind_bulk_work(embed_addr):
             )
         assert not bulk.done(), "five queries finished while the bulk request was still being embedded"
         assert len((await bulk).vectors) == 120
+
+
+async def test_the_derived_model_is_served_by_name_each_text_as_alone():
+    from services.common.tokenizer import packaged_tokenizer_path
+    from services.embed.catalogue import INT8, KNOWN, known_model_path
+    from services.embed.model import EmbeddingModel
+
+    texts = [LONG, "red pandas eat bamboo", "hi"]
+    async with embed_service(model_name=INT8) as addr:
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = embed_pb2_grpc.EmbedServiceStub(channel)
+            info = await stub.GetModelInfo(embed_pb2.GetModelInfoRequest())
+            reply = await stub.Embed(embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_BULK))
+    assert info.model_id == f"{INT8}@sha256:{KNOWN[INT8].sha256}" and info.dimension == 384
+    assert reply.model_id == info.model_id
+    model = EmbeddingModel(known_model_path(INT8), packaged_tokenizer_path(), INT8)
+    model.load()
+    alone = np.stack([model.embed([text])[0] for text in texts])
+    assert np.allclose([v.values for v in reply.vectors], alone, atol=1e-6)
+
+
+async def test_an_unknown_or_altered_model_is_not_served(tmp_path):
+
+    from services.embed.catalogue import INT8, KNOWN, known_model_path
+
+    with pytest.raises(ValueError, match="'all-MiniLM-L6-v3' is not known"):
+        async with embed_service(model_name="all-MiniLM-L6-v3"):
+            pass
+    with pytest.raises(RuntimeError, match="does not exist: run `make setup`"):
+        async with embed_service(model_name=INT8, derived_models_dir=tmp_path):
+            pass
+    altered = tmp_path / f"{INT8}.onnx"
+    data = bytearray(known_model_path(INT8).read_bytes())
+    data[-1] ^= 1
+    altered.write_bytes(bytes(data))
+    with pytest.raises(RuntimeError) as error:
+        async with embed_service(model_name=INT8, derived_models_dir=tmp_path):
+            pass
+    assert f"{INT8} is pinned to {KNOWN[INT8].sha256}" in str(error.value)
+
+
+async def test_several_models_are_served_at_once_each_picked_by_id_or_name():
+    """Each request is embedded by the model it names (by id or name), the default for none; every
+    model's vectors are that model's own; GetModelInfo lists them all, the default first."""
+    from services.common.tokenizer import packaged_tokenizer_path
+    from services.embed.catalogue import INT8, KNOWN, PACKAGED, known_model_path
+    from services.embed.model import EmbeddingModel
+
+    texts = ["red pandas eat bamboo", LONG]
+    default_id, int8_id = (f"{n}@sha256:{KNOWN[n].sha256}" for n in (PACKAGED, INT8))
+    async with embed_service(models=f"{PACKAGED}, {INT8}") as addr:
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = embed_pb2_grpc.EmbedServiceStub(channel)
+            info = await stub.GetModelInfo(embed_pb2.GetModelInfoRequest())
+            default = await stub.Embed(embed_pb2.EmbedRequest(texts=texts, lane=embed_pb2.EMBED_LANE_BULK))
+            by_name = await stub.Embed(embed_pb2.EmbedRequest(texts=texts, model_id=INT8, tenant="acme"))
+            by_id = await stub.Embed(embed_pb2.EmbedRequest(texts=texts, model_id=int8_id, tenant="acme"))
+            named_default = await stub.Embed(embed_pb2.EmbedRequest(texts=texts, model_id=default_id))
+            with pytest.raises(grpc.aio.AioRpcError) as unknown:
+                await stub.Embed(embed_pb2.EmbedRequest(texts=texts, model_id="all-MiniLM-L12-v2"))
+    assert (info.model_id, info.dimension) == (default_id, 384)
+    assert [(m.model_id, m.name, m.dimension, m.max_tokens) for m in info.models] == [
+        (default_id, PACKAGED, 384, 256),
+        (int8_id, INT8, 384, 256),
+    ]
+    assert (default.model_id, named_default.model_id, by_name.model_id, by_id.model_id) == (
+        default_id,
+        default_id,
+        int8_id,
+        int8_id,
+    )
+    assert unknown.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert unknown.value.details() == (
+        f"embedding model 'all-MiniLM-L12-v2' is not served here; this service serves {default_id} (default), {int8_id}"
+    )
+    for name, reply in ((PACKAGED, default), (PACKAGED, named_default), (INT8, by_name), (INT8, by_id)):
+        model = EmbeddingModel(known_model_path(name), packaged_tokenizer_path(), name, one_text_per_run=name == INT8)
+        model.load()
+        assert np.allclose([v.values for v in reply.vectors], model.embed(texts), atol=1e-5), name
+    # The two models' vectors differ: a query must be embedded by the model of the index it searches.
+    assert not np.allclose(default.vectors[0].values, by_name.vectors[0].values, atol=1e-3)
+
+
+async def test_models_named_twice_or_beside_a_model_file_are_refused():
+    from services.embed.catalogue import PACKAGED, known_model_path
+
+    with pytest.raises(ValueError, match=f"embedding models named more than once: {PACKAGED}"):
+        async with embed_service(models=f"{PACKAGED},{PACKAGED}"):
+            pass
+    with pytest.raises(ValueError, match="'all-MiniLM-L12-v2' is not known"):
+        async with embed_service(models=f"{PACKAGED},all-MiniLM-L12-v2"):
+            pass
+    with pytest.raises(ValueError, match="RAGMESH_MODEL_PATH serves that one file"):
+        async with embed_service(models=PACKAGED, model_path=known_model_path(PACKAGED)):
+            pass

@@ -16,6 +16,7 @@ from rag.v1 import types_pb2
 from services.cli.evaluate import read_jsonl
 from services.common.ids import chunk_id
 from services.retrieve.backends.base import ChunkWrite, DocFields, EngineHit, SearchScope, doc_hash, parse_date
+from services.retrieve.backends.dense_tiers import TieredDenseIndex
 from services.retrieve.backends.opensearch_index import OpenSearchIndex
 from services.retrieve.backends.qdrant_edge import QdrantEdgeIndex
 from services.retrieve.backends.qdrant_server import QdrantServerIndex
@@ -49,10 +50,17 @@ def writes(chunks, live=True, fields=None) -> list[ChunkWrite]:
     ]
 
 
-def resolved(index, candidates: list[EngineHit]) -> list[EngineHit]:
+def fetch(index, tenant: str, chunk_ids: list[str]):
+    """Whole chunks by id: a lexical engine reads them from the tenant's own index."""
+    if isinstance(index, TantivyIndex | OpenSearchIndex):
+        return index.fetch(tenant, chunk_ids)
+    return index.fetch(chunk_ids)
+
+
+def resolved(index, candidates: list[EngineHit], tenant: str = "t1") -> list[EngineHit]:
     """Candidates with their whole chunks loaded from the engine, as retrieve does for its final
     hits; each candidate's document hash and version must be those of the chunk it names."""
-    chunks = index.fetch([h.chunk_id for h in candidates])
+    chunks = fetch(index, tenant, [h.chunk_id for h in candidates])
     for h in candidates:
         chunk = chunks[h.chunk_id]
         assert (h.doc, h.version) == (doc_hash(chunk.tenant, chunk.doc_id), chunk.version)
@@ -74,11 +82,35 @@ class Dense:
         self.index.upsert(writes(chunks, live, fields))
 
     def search(self, doc_id_as_query, scope, limit=10):
-        return resolved(self.index, self.index.search(vector_for(doc_id_as_query), scope, limit))
+        return resolved(self.index, self.index.search(vector_for(doc_id_as_query), scope, limit), scope.tenant)
 
     def reopen(self, path):
         self.index.close()
         self.__init__(path)
+
+
+class SettlingTiers(TieredDenseIndex):
+    """The tiered index, each commit followed by every seal, build and merge then due."""
+
+    def commit(self):
+        super().commit()
+        self.settle()
+
+
+class DenseTiers(Dense):
+    """The tiered index with a hot shard of two points: commits seal and merge, so searches run
+    over several sealed shards and a hot one."""
+
+    def __init__(self, path):
+        self.index = SettlingTiers(
+            path / "dense",
+            DIM,
+            hot_points=2,
+            merge_factor=2,
+            maintain_seconds=0,
+            indexing_threshold_kb=1,
+        )
+        self.index.open()
 
 
 class Lexical:
@@ -90,7 +122,8 @@ class Lexical:
         self.index.upsert(writes(chunks, live, fields))
 
     def search(self, doc_id_as_query, scope, limit=10):
-        return resolved(self.index, self.index.search(TEXTS.get(doc_id_as_query, doc_id_as_query), scope, limit))
+        query = TEXTS.get(doc_id_as_query, doc_id_as_query)
+        return resolved(self.index, self.index.search(query, scope, limit), scope.tenant)
 
     def reopen(self, path):
         self.index.close()
@@ -142,6 +175,7 @@ class OpenSearch(Lexical):
 
 ENGINES = {
     "qdrant_edge": Dense,
+    "qdrant_edge_tiers": DenseTiers,
     "tantivy": Lexical,
     "qdrant_local": QdrantLocal,
     "qdrant_server": QdrantServer,
@@ -268,6 +302,7 @@ def test_new_fields_reach_every_chunk_of_the_document(engine):
 def test_chunk_round_trips_through_the_engine(engine):
     chunk = make_chunk("t1", "cats", acl=["public", "alice"])
     chunk.section, chunk.char_start, chunk.char_end, chunk.chunker_version = "A > B", 5, 40, "structure-v1"
+    chunk.language = "en"
     chunk.metadata.update({"lang": "en", "year": "2026"})
     engine.upsert([chunk])
     engine.index.commit()
@@ -292,12 +327,12 @@ def test_candidates_are_light_and_fetch_loads_whole_chunks(engine):
     assert candidate.chunk is None
     assert (candidate.chunk_id, candidate.doc, candidate.version) == (chunk.chunk_id, doc_hash("t1", "cats"), 1)
     missing = make_chunk("t1", "never-indexed").chunk_id
-    assert engine.index.fetch([chunk.chunk_id, missing]) == {chunk.chunk_id: chunk}
-    assert engine.index.fetch([]) == {}
+    assert fetch(engine.index, "t1", [chunk.chunk_id, missing]) == {chunk.chunk_id: chunk}
+    assert fetch(engine.index, "t1", []) == {}
 
 
 def test_an_index_of_another_layout_is_refused_by_name(tmp_path):
-    """A Tantivy folder of an older layout is not opened as if it were this one."""
+    """A Tantivy folder of an older layout (one index for every tenant) is not opened as if it were this one."""
     (tmp_path / "lex").mkdir()
     builder = tantivy.SchemaBuilder()
     builder.add_text_field("text", stored=True)
@@ -399,7 +434,8 @@ def test_dense_engines_agree(tmp_path):
 
 
 def test_lexical_engines_agree(tmp_path):
-    """Tantivy and a real OpenSearch cluster give the same top results on real abstracts."""
+    """Tantivy and a real OpenSearch cluster give the same top results on real abstracts: both index
+    the terms ragmesh analysed, so only BM25's details differ (length norms, per-field counts)."""
     url = os.environ.get("RAGMESH_TEST_OPENSEARCH_URL", "")
     if not url:
         pytest.skip("RAGMESH_TEST_OPENSEARCH_URL is not set (a fake's ranking proves nothing)")
@@ -411,7 +447,7 @@ def test_lexical_engines_agree(tmp_path):
         engine.commit()
     queries = [q["text"] for q in read_jsonl(DATASETS / "dbpedia-5k" / "queries.jsonl")]
     agreement = [overlap(*(e.search(q, SearchScope("t1", ()), 10) for e in engines)) for q in queries]
-    assert np.mean(agreement) >= 0.8
+    assert np.mean(agreement) >= 0.9
     for engine in engines:
         engine.close()
 

@@ -85,3 +85,14 @@ async def test_a_promotion_needs_a_passing_verdict_against_the_active_generation
     assert (pointer.active, pointer.note) == (record.number, "evaluation passed: ok; scheduled")
     forced = await ctl.promote(1, record.number, "", force=True, actor="key k9")
     assert forced.active == 1 and forced.note == "forced by key k9 without a passing evaluation"
+
+
+async def test_a_dropped_generations_number_is_never_given_again(control):
+    js, ctl = control
+    second = await ctl.create("a rebuild")
+    third = await ctl.create("another")
+    await ctl.drop(third.number)
+    await ctl.drop(second.number)
+    again = await ctl.create("after the drops")
+    assert (second.number, third.number, again.number) == (2, 3, 4)
+    assert [r.number for r in ctl.g.pointer.generations] == [1, 4]

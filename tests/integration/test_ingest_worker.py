@@ -13,8 +13,9 @@ from services.common.chunking import label
 from services.common.config import IngestSettings
 from services.ingest.document import DocumentError
 from services.ingest.events import LifecycleFollower
+from services.ingest.job_records import AlreadyFinished, mark_failed, report
 from services.ingest.registry import Registry
-from services.ingest.worker import AlreadyFinished, IngestWorker, mark_failed
+from services.ingest.worker import IngestWorker
 
 TENANT, DOC = "t1", "notes.txt"
 TEXT = b"\n\n".join(f"Paragraph {i} says the river froze on day {i} of the winter survey.".encode() for i in range(12))
@@ -93,9 +94,9 @@ async def test_a_late_write_from_a_second_delivery_does_not_reopen_a_finished_jo
     # Writing over the revision it saw before the job finished reads again, and refuses.
     assert not await registry.update_job("j1", stale, status=types_pb2.JOB_STATUS_INDEXING)
     with pytest.raises(AlreadyFinished):
-        await worker._report("j1", status=types_pb2.JOB_STATUS_RUNNING)
+        await report(registry, "j1", status=types_pb2.JOB_STATUS_RUNNING)
     with pytest.raises(AlreadyFinished):
-        await worker._report("j1", stale, status=types_pb2.JOB_STATUS_RUNNING)
+        await report(registry, "j1", stale, status=types_pb2.JOB_STATUS_RUNNING)
     await mark_failed(registry, TENANT, DOC, 1, "j1", "gave up after 5 attempts")
     assert (await registry.get_job("j1")).status == types_pb2.JOB_STATUS_DONE
     record, _ = await registry.get(TENANT, DOC)
@@ -222,6 +223,8 @@ async def test_a_job_carrying_its_bytes_reads_nothing_back_from_the_object_store
     texts = [c.text for e in events if e.WhichOneof("op") == "upserts" for c in e.upserts.chunks]
     assert texts == [d.text for d in expected] and len(texts) > 4
     assert (await registry.get_job("j1")).chunks_embedded == len(expected)
+    # Each chunk carries the language it was detected in: the lexical engines analyse it in that language.
+    assert {c.language for e in events if e.WhichOneof("op") == "upserts" for c in e.upserts.chunks} == {"en"}
 
 
 @pytest.mark.parametrize(

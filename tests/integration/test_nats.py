@@ -3,9 +3,12 @@
 import asyncio
 
 import pytest
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import ConsumerConfig, KeyValueConfig, StorageType
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from rag.v1 import types_pb2
 from services.common import natsio
@@ -61,6 +64,53 @@ async def test_publish_dedupes_by_msg_id_and_carries_trace_context(nats_server):
         assert span.get_span_context().trace_id == parent.get_span_context().trace_id
     await msg.ack()
     await natsio.close(nc)
+
+
+async def test_publish_and_consume_spans_carry_the_messaging_conventions(nats_server):
+    """PRODUCER and CONSUMER spans name the system, subject, operation, message id and size, the
+    consumer and the stream sequence; a batch span counts its messages."""
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    await natsio.ensure_all(js)
+    first = await natsio.publish(js, "rag.jobs.conv", b"twelve bytes", msg_id="conv/doc/1", span_name="send job")
+    second = await natsio.publish(js, "rag.jobs.conv", b"second")
+    sub = await js.pull_subscribe("rag.jobs.conv", durable="conventions", stream="RAG_JOBS")
+    msgs = await sub.fetch(2, timeout=5)
+    with natsio.consume_span("take job", msgs[0]):
+        pass
+    with natsio.consume_span("take batch", msgs[0], msgs):
+        pass
+    for msg in msgs:
+        await msg.ack()
+    await natsio.close(nc)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    assert spans["send job"].kind == SpanKind.PRODUCER
+    assert dict(spans["send job"].attributes) == {
+        "messaging.system": "nats",
+        "messaging.destination.name": "rag.jobs.conv",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.message.body.size": 12,
+        "messaging.message.id": "conv/doc/1",
+        "messaging.nats.stream_sequence": first.seq,
+    }
+    unnamed = spans["rag.nats.publish rag.jobs.conv"].attributes
+    assert "messaging.message.id" not in unnamed and unnamed["messaging.nats.stream_sequence"] == second.seq
+    assert spans["take job"].kind == SpanKind.CONSUMER
+    assert dict(spans["take job"].attributes) == {
+        "messaging.system": "nats",
+        "messaging.destination.name": "rag.jobs.conv",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.message.body.size": 12,
+        "messaging.message.id": "conv/doc/1",
+        "messaging.consumer.group.name": "conventions",
+        "messaging.nats.stream_sequence": first.seq,
+    }
+    assert spans["take batch"].attributes["messaging.batch.message_count"] == 2
+    assert "messaging.batch.message_count" not in spans["take job"].attributes
 
 
 async def test_registry_compare_and_set_loses_no_update(nats_server):
@@ -160,7 +210,12 @@ async def test_close_delivers_the_acks_sent_just_before_it(nats_server):
     await natsio.ensure_all(js)
     for i in range(50):
         await natsio.publish(js, "rag.jobs.closing", f"job {i}".encode())
-    sub = await js.pull_subscribe("rag.jobs.closing", durable="closing", stream=natsio.STREAM_JOBS.name)
+    sub = await js.pull_subscribe(
+        "rag.jobs.closing",
+        durable="closing",
+        stream=natsio.STREAM_JOBS.name,
+        config=ConsumerConfig(ack_wait=120),  # a lost ack would stay pending far longer than the wait below
+    )
     fetched = await sub.fetch(50, timeout=5)
     assert len(fetched) == 50
     for msg in fetched:
@@ -170,7 +225,52 @@ async def test_close_delivers_the_acks_sent_just_before_it(nats_server):
 
     other = await natsio.connect(nats_server.url, "check")
     js = other.jetstream()
-    info = await js.consumer_info(natsio.STREAM_JOBS.name, "closing")
+    # The server has read every ack once the flush returns, but applies them to the consumer on its
+    # own goroutine a moment later: wait a few seconds for that, never the ack wait.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        info = await js.consumer_info(natsio.STREAM_JOBS.name, "closing")
+        stored = (await js.stream_info(natsio.STREAM_JOBS.name)).state.messages
+        if (info.num_ack_pending, info.num_pending, stored) == (0, 0, 0):
+            break
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
     assert (info.num_ack_pending, info.num_pending) == (0, 0)
-    assert (await js.stream_info(natsio.STREAM_JOBS.name)).state.messages == 0  # work queue: acked = gone
+    assert stored == 0  # work queue: acked = gone
     await natsio.close(other)
+
+
+async def test_a_listing_holds_every_key_while_keys_are_being_rewritten(nats_server):
+    """A key rewritten during a listing loses its older value from the stream (history 1): the
+    listing must then return the newer one, never leave the key out."""
+    nc = await natsio.connect(nats_server.url, "test")
+    js = nc.jetstream()
+    kv = await js.create_key_value(KeyValueConfig(bucket="listing_probe", history=1, storage=StorageType.FILE))
+    keys = [f"t.doc-{i:03d}" for i in range(300)]
+    for key in keys:
+        await kv.put(key, b"v0")
+    writing = True
+
+    async def rewrite() -> int:
+        turn = 0
+        while writing:
+            turn += 1
+            await asyncio.gather(*(kv.put(key, f"v{turn}".encode()) for key in keys[::7]))
+        return turn
+
+    writer = asyncio.create_task(rewrite())
+    try:
+        for _ in range(15):
+            listed = dict(await natsio.kv_items(js, "listing_probe", "t.>"))
+            assert sorted(listed) == keys, f"{len(keys) - len(listed)} keys left out"
+    finally:
+        writing = False
+        turns = await writer
+    await kv.delete(keys[0])
+    listed = dict(await natsio.kv_items(js, "listing_probe", "t.>"))
+    assert sorted(listed) == keys[1:]  # a deleted key is left out
+    rewritten = set(keys[7::7])
+    assert {listed[k] for k in rewritten} == {f"v{turns}".encode()}
+    assert {listed[k] for k in keys[1:] if k not in rewritten} == {b"v0"}
+    await natsio.close(nc)

@@ -10,10 +10,12 @@ import nats.errors
 import pytest
 from helpers import NatsServer
 from nats.js.api import AckPolicy, ConsumerConfig
+from prometheus_client import REGISTRY
 
 from rag.v1 import events_pb2, gateway_pb2
 from services.common import nats_access, natsio
 from services.gateway.audit import AuditLog
+from services.ingest.nats_metrics import NatsObserver
 from services.retrieve.snapshots import snapshots_of
 
 PASSWORDS = {user: secrets.token_urlsafe(16) for user in nats_access.GRANTS}
@@ -132,6 +134,10 @@ async def test_each_service_does_its_own_work(sessions):
     lifecycle = await ingest.js.pull_subscribe("rag.events.>", durable="lifecycle", stream="RAG_EVENTS")
     assert [m.data for m in await lifecycle.fetch(1, timeout=2)] == [b"indexed"]
     assert (await ingest.js.key_value(natsio.KV_INDEX)) is not None
+    # What ingest reports to Prometheus: its streams' sizes and the account's storage.
+    await NatsObserver(ingest.nc).observe()
+    assert REGISTRY.get_sample_value("ragmesh_nats_stream_messages", {"stream": "RAG_DLQ"}) == 1
+    assert REGISTRY.get_sample_value("ragmesh_nats_storage_bytes") > 0
     for each in sessions.values():
         assert not [e for e in each.errors if "permissions violation" in e], each.errors
 

@@ -17,6 +17,7 @@ from rag.v1 import embed_pb2, embed_pb2_grpc, events_pb2, retrieve_pb2, retrieve
 from services.common import natsio
 from services.common.config import RetrieveSettings
 from services.common.ids import chunk_id
+from services.common.tokenizer import packaged_model_path
 from services.retrieve.server import RetrieveService
 
 
@@ -67,7 +68,7 @@ async def test_a_query_from_another_model_than_the_generations_is_failed_precond
                     await asyncio.sleep(0.1)
                 assert response.hits[0].chunk.doc_id == "d1" and response.generation == 1
 
-    async with embed_service(model_name="another-model") as other:
+    async with embed_service(model_path=packaged_model_path(), model_name="another-model") as other:
         assert (await model_info(other)).model_id != model.model_id
         port = free_port_block(1)
         async with serving(RetrieveService(settings(other, port)), port) as addr:

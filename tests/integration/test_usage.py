@@ -87,3 +87,36 @@ async def test_stopping_while_a_flush_is_writing_loses_nothing(nats_server):
     assert store.pending == {}
     assert (await UsageStore(store.kv).get("acme", now))[0].queries == 200
     await natsio.close(nc)
+
+
+async def test_budget_use_is_exported_as_requests_spend_it(nats_server):
+    """The gauge the budget alert watches moves with the usage the gateway checks, to the refusal."""
+    import grpc
+    from prometheus_client import REGISTRY
+
+    from rag.v1 import gateway_pb2
+    from services.common.refusal import Refused
+    from services.gateway.limits import Governor, TenantLimits
+    from services.gateway.metering import Meter
+
+    nc, (store,) = await stores(nats_server, 1)
+    limits = {"default": TenantLimits(), "budgeted": TenantLimits(daily_llm_tokens=1000, monthly_cost_usd=5.0)}
+    meter = Meter(Governor(limits), store)
+    caller = gateway_pb2.ApiKeyRecord(tenant="budgeted", key_id="k1")
+
+    def used(budget: str) -> float | None:
+        return REGISTRY.get_sample_value("ragmesh_budget_used_ratio", {"tenant": "budgeted", "budget": budget})
+
+    store.add("budgeted", time.time(), llm_tokens=250, cost_usd=1.25)
+    async with meter.query(caller, llm=True):
+        pass
+    assert (used("daily_llm_tokens"), used("monthly_cost_usd")) == (0.25, 0.25)
+    assert used("daily_embedding_tokens") is None  # no such budget for this tenant
+    store.add("budgeted", time.time(), llm_tokens=750)
+    try:
+        async with meter.query(caller, llm=True):
+            raise AssertionError("a spent budget must refuse")
+    except Refused as exc:
+        assert exc.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert used("daily_llm_tokens") == 1.0
+    await natsio.close(nc)

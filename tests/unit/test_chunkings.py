@@ -2,8 +2,8 @@
 
 from rag.v1 import events_pb2, retrieve_pb2, types_pb2
 from services.common.chunking import applies_to, chunkings_to_write, label
-from services.ingest.server import rechunk_versions
-from services.ingest.worker import shown
+from services.ingest.job_records import shown
+from services.ingest.rechunk import rechunk_versions
 from services.retrieve.control import missing_documents
 
 CONFIGURED = types_pb2.Chunking(target_tokens=200, overlap_tokens=24, chunker_version="structure-v1")

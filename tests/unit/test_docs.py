@@ -16,6 +16,7 @@ def settings_names() -> set[str]:
         config.RetrieveSettings,
         config.GenerateSettings,
         config.GatewaySettings,
+        config.LlmServerSettings,
     ]
     return {f"RAGMESH_{name.upper()}" for cls in classes for name in cls.model_fields}
 

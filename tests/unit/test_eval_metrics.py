@@ -5,6 +5,7 @@ import math
 from services.cli.evaluate import (
     AnswerRecord,
     Dataset,
+    Gate,
     abstention_at,
     calibrate,
     held_out,
@@ -49,6 +50,18 @@ def test_dataset_loading_with_and_without_header(tmp_path):
     assert tenant_for("dbpedia-5k") == "eval-dbpedia-5k"
 
 
+def test_judged_queries_without_text_are_left_out_and_counted(tmp_path):
+    """trec_eval's and BEIR's practice: a judged query absent from queries.jsonl (or empty) is not
+    scored as 0; with many of them, every mode came out far too low."""
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("q1\td1\t1\nq2\td2\t1\nq3\td3\t1\n")
+    (tmp_path / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q3", "text": " "}\n')
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "d1", "text": "a"}\n')
+    dataset = load_dataset(tmp_path)
+    assert (dataset.queries, dataset.qrels, dataset.skipped) == ({"q1": "one"}, {"q1": {"d1": 1}}, 2)
+    assert scores(dataset.qrels, {"q1": {"d1": 1.0}})["ndcg@10"] == 1.0
+
+
 def record(answerable, dense, abstained=False, kind="held-out"):
     kind = "answerable" if answerable else kind
     return AnswerRecord("q", kind, abstained, "UNSUPPORTED_BY_SOURCES" if abstained else "", dense, 0.5)
@@ -65,6 +78,17 @@ def test_abstention_rates_apply_the_gate_after_the_fact():
     }
     everything = abstention_at(records, -1.0)
     assert everything["abstention_recall"] == 0.0 and everything["answered_answerable"] == round(2 / 3, 4)
+
+
+def test_abstention_rates_under_the_whole_gate():
+    def signalled(answerable, dense, agreement, coverage):
+        kind = "answerable" if answerable else "out-of-domain"
+        return AnswerRecord("q", kind, False, "", dense, 0.5, agreement, coverage)
+
+    records = [signalled(True, 0.5, False, 0.2), signalled(True, 0.4, True, 0.8), signalled(True, 0.4, False, 0.8)]
+    records += [signalled(False, 0.4, True, 0.3), signalled(False, 0.2, True, 1.0)]
+    rates = abstention_at(records, Gate(0.45, 0.3, 0.6))
+    assert rates["answered_answerable"] == round(2 / 3, 4) and rates["abstention_recall"] == 1.0
 
 
 def test_calibration_picks_the_midpoint_that_separates_best():

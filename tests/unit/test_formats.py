@@ -112,7 +112,7 @@ def test_random_zip_is_not_a_docx():
 def test_a_docx_holds_its_inflated_size_of_the_byte_budget():
     from rag.v1 import types_pb2
     from services.ingest.parsing.formats.docx import inflated_size
-    from services.ingest.server import held_bytes
+    from services.ingest.rechunk import held_bytes
 
     data = docx("Big", [("Part", ["All work and no play makes a dull report. " * 2000])])
     inflated = inflated_size(data)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.v1 import types_pb2
+from rag.v1 import events_pb2, types_pb2
 from services.common.ids import chunk_id
 from services.retrieve.backends.base import DocFields
 from services.retrieve.executor import execute
-from services.retrieve.plan import Activate, DocState, Remove, SetFields, Upsert, plan
+from services.retrieve.plan import Activate, DocState, Remove, SetFields, Upsert, decode, plan
 
 DOCS = ("a", "b")
 
@@ -219,3 +219,35 @@ def test_fields_changed_while_a_version_is_written_hold_for_that_version():
     states = apply_all(engine, states, [(("t", "a"), SetFields(narrowed)), (("t", "a"), v2)], [])
     states = apply_all(engine, states, [(("t", "a"), Activate(2))], [])
     assert [c.fields for c in engine.chunks.values()] == [narrowed] and states[("t", "a")].fields == narrowed
+
+
+def upserts_event(version: int, count: int, activate: bool) -> events_pb2.IndexBatch:
+    event = events_pb2.IndexBatch(tenant="t", doc_id="a", job_id=f"a{version}")
+    event.upserts.chunks.extend(chunks("a", version, count))
+    event.upserts.vectors.extend([0.5, 0.25] * count)
+    event.upserts.dimension, event.upserts.version = 2, version
+    event.upserts.fields.CopyFrom(events_pb2.DocumentFields(acl=["team1"], metadata={"rev": "1"}, revision=1))
+    if activate:
+        event.upserts.activate.CopyFrom(events_pb2.ActivateVersion(version=version, chunk_count=count))
+    return event
+
+
+def test_an_upsert_that_activates_is_the_upsert_then_the_activation():
+    alone = events_pb2.IndexBatch(tenant="t", doc_id="a", job_id="a2")
+    alone.activate.CopyFrom(events_pb2.ActivateVersion(version=2, chunk_count=3))
+    assert decode(upserts_event(2, 3, activate=True)) == decode(upserts_event(2, 3, activate=False)) + decode(alone)
+    ops = [op for _, op in decode(upserts_event(2, 3, activate=True))]
+    assert [type(op) for op in ops] == [Upsert, Activate]
+    assert (ops[1].version, ops[1].chunk_count, ops[1].job_id, ops[1].records) == (2, 3, "a2", None)
+
+
+def test_an_upsert_that_activates_keeps_the_tombstone_and_retires_older_versions_only():
+    engine = ModelEngine()
+    states = apply_all(engine, {}, decode(upserts_event(1, 2, activate=True)), [])
+    assert (states[("t", "a")].active, engine.live_versions("a")) == (1, {1})
+    states = apply_all(engine, states, decode(upserts_event(3, 1, activate=True)), [])
+    states = apply_all(engine, states, decode(upserts_event(2, 2, activate=True)), [])  # a late job of v2
+    assert (states[("t", "a")].active, engine.live_versions("a"), len(engine.chunks)) == (3, {3}, 1)
+    states = apply_all(engine, states, [(("t", "a"), Remove(4))], [])
+    states = apply_all(engine, states, decode(upserts_event(4, 1, activate=True)), [])  # v4's job, after the delete
+    assert (states[("t", "a")].active, engine.chunks) == (0, {})

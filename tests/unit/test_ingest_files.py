@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from services.cli.files import Options, PathProblem, collect, open_file, pieces
+from ragmesh_client.requests import Source, pieces
+from services.cli.files import Options, PathProblem, collect, open_file
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_by_default_nothing_leaves_the_folder_and_nothing_hidden_is_read(tree):
     }
     for item in found:
         with open_file(item.path) as stream:
-            assert b"hunter2" not in b"".join(pieces(stream, 4))
+            assert b"hunter2" not in stream.read()
 
 
 def test_asked_for_it_gets_hidden_files_vcs_folders_and_links_without_looping(tree):
@@ -92,10 +93,14 @@ def test_ids_that_would_collide_are_refused_before_anything_is_sent(tmp_path):
 
 def test_a_file_is_read_in_pieces_and_a_file_swapped_for_a_link_is_refused(tmp_path):
     data = tmp_path / "data.bin"
-    data.write_bytes(bytes(range(256)) * 10)
+    data.write_bytes(bytes(range(256)) * 10000)  # 2.44 MiB
     with open_file(data) as stream:
-        assert [len(p) for p in pieces(stream, 1000)] == [1000, 1000, 560]
-        assert [len(p) for p in pieces(stream, 2000)] == [2000, 560]  # again from the start
+        stream.read(100)  # the check for a PDF's first bytes
+        stream.seek(0)
+        upload = Source(stream)  # what `ragmesh ingest` hands the client
+        for _ in range(2):  # a retried upload reads it again from the start
+            with upload.open() as body:
+                assert [len(p) for p in pieces(body)] == [1 << 20, 1 << 20, 2560000 - (2 << 20)]
     data.unlink()
     data.symlink_to(tmp_path / "elsewhere")
     (tmp_path / "elsewhere").write_text("secret")

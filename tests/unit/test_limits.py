@@ -11,6 +11,7 @@ from services.gateway.limits import (
     LimitExceeded,
     TenantLimits,
     TokenBucket,
+    budget_use,
     check_budgets,
     seconds_to_next_day,
     seconds_to_next_month,
@@ -111,6 +112,14 @@ def test_budgets_say_which_and_when_they_reset():
     with pytest.raises(LimitExceeded, match="embedding tokens"):
         check_budgets(limits, gateway_pb2.UsageRecord(embedding_tokens=100), fresh, now, "embedding")
     check_budgets(TenantLimits(), gateway_pb2.UsageRecord(llm_tokens=10**9), fresh, now, "llm")  # 0 = unlimited
+
+
+def test_budget_use_is_the_share_spent_of_each_budget_set():
+    limits = TenantLimits(daily_llm_tokens=1000, monthly_cost_usd=5.0)
+    today = gateway_pb2.UsageRecord(llm_tokens=250, embedding_tokens=10**6)
+    month = gateway_pb2.UsageRecord(cost_usd=4.5)
+    assert budget_use(limits, today, month) == {"daily_llm_tokens": 0.25, "monthly_cost_usd": 0.9}
+    assert budget_use(TenantLimits(), today, month) == {}  # no budget, nothing to be near
 
 
 def test_reset_times():

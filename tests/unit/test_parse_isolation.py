@@ -47,6 +47,16 @@ async def test_a_pathological_pdf_fails_at_its_cpu_limit_while_another_document_
     assert after.text == TEXT.decode()
 
 
+async def test_loading_the_ocr_models_is_not_charged_to_the_first_document():
+    # Loading RapidOCR's models costs about a second of CPU, once per process, before the account starts.
+    pool = ParserPool(1, Limits(cpu_seconds=0.3, wall_seconds=120, memory_bytes=1024 << 20))
+    try:
+        parsed = await pool.parse(TEXT, ParseOptions(ocr_engine="rapidocr"))
+        assert parsed.text == TEXT.decode()
+    finally:
+        pool.close()
+
+
 async def test_the_wall_time_limit_ends_a_parse():
     pool = ParserPool(1, Limits(cpu_seconds=600, wall_seconds=1.5, memory_bytes=1024 << 20))
     try:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from services.cli.client import ALLOW_PLAINTEXT, PlaintextRefused, check_plaintext, on_this_machine
+from ragmesh_client.channel import ALLOW_PLAINTEXT, PlaintextRefused, check_plaintext, on_this_machine
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """A parsing process (started by isolation.ParserProcess): documents in on one pipe, results out on
 the other, until the parent closes the pipe."""
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -8,10 +9,12 @@ import sys
 from multiprocessing.connection import Connection
 
 from services.ingest.document import DocumentError
+from services.ingest.parsing import ocr
 from services.ingest.parsing.ocr import OcrUnavailable
 from services.ingest.parsing.registry import parse, registered
 
 PR_SET_PDEATHSIG = 1
+STARTED = ("started", None)
 
 
 def outcome(data: bytes, options) -> tuple[str, object]:
@@ -51,6 +54,13 @@ def main(receive_fd: int, send_fd: int) -> None:
             data, options = receive.recv()
         except (EOFError, OSError):
             return
+        # Loading the OCR models (seconds of CPU, once per process) is this installation's cost,
+        # not the document's: load them before telling the parent its CPU account starts.
+        if options.ocr_engine != "off":
+            # Whatever fails here fails again, and is classified, if the document needs OCR.
+            with contextlib.suppress(Exception):
+                ocr.engine(options.ocr_engine, options.ocr_languages)
+        send.send(STARTED)
         send.send(outcome(data, options))
         del data
 

@@ -106,17 +106,29 @@ class ParserProcess:
     def run(self, data: bytes, options: ParseOptions, limits: Limits) -> ParsedDocument:
         pid = self.pid
         try:
-            cpu_before = _cpu_seconds(pid)
             self.send.send((data, options))
         except (OSError, ValueError) as exc:
             self.kill()
             raise ParserUnavailable(f"the parsing process stopped before the document reached it: {exc}") from exc
         started = time.monotonic()
-        while not self.receive.poll(POLL_SECONDS):
+        # The CPU account starts when the child says so, once its OCR models are loaded (the
+        # installation's cost, paid once per process); the wall and memory limits hold throughout.
+        cpu_before: float | None = None
+        while True:
+            if self.receive.poll(POLL_SECONDS):
+                if cpu_before is not None:
+                    break
+                try:
+                    self.receive.recv()
+                    cpu_before = _cpu_seconds(pid)
+                except (EOFError, OSError, ValueError):
+                    break  # died: reported below
+                continue
             if not self.alive():
                 break
             try:
-                cpu, rss = _cpu_seconds(pid) - cpu_before, _rss_bytes(pid)
+                cpu = _cpu_seconds(pid) - cpu_before if cpu_before is not None else 0.0
+                rss = _rss_bytes(pid)
             except (OSError, ValueError, IndexError):
                 continue  # exiting right now: the next poll sees it
             limit, reason = None, ""

@@ -24,25 +24,27 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12rag/v1/embed.proto\x12\x06rag.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"N\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x1f\n\x04lane\x18\x02 \x01(\x0e\x32\x11.rag.v1.EmbedLane\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"e\n\rEmbedResponse\x12\x1f\n\x07vectors\x18\x01 \x03(\x0b\x32\x0e.rag.v1.Vector\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12\x0e\n\x06tokens\x18\x04 \x01(\r\"\x15\n\x13GetModelInfoRequest\"O\n\x14GetModelInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r*X\n\tEmbedLane\x12\x1a\n\x16\x45MBED_LANE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45MBED_LANE_INTERACTIVE\x10\x01\x12\x13\n\x0f\x45MBED_LANE_BULK\x10\x02\x32\x8f\x01\n\x0c\x45mbedService\x12\x34\n\x05\x45mbed\x12\x14.rag.v1.EmbedRequest\x1a\x15.rag.v1.EmbedResponse\x12I\n\x0cGetModelInfo\x12\x1b.rag.v1.GetModelInfoRequest\x1a\x1c.rag.v1.GetModelInfoResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x12rag/v1/embed.proto\x12\x06rag.v1\"\x18\n\x06Vector\x12\x0e\n\x06values\x18\x01 \x03(\x02\"`\n\x0c\x45mbedRequest\x12\r\n\x05texts\x18\x01 \x03(\t\x12\x1f\n\x04lane\x18\x02 \x01(\x0e\x32\x11.rag.v1.EmbedLane\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x10\n\x08model_id\x18\x04 \x01(\t\"e\n\rEmbedResponse\x12\x1f\n\x07vectors\x18\x01 \x03(\x0b\x32\x0e.rag.v1.Vector\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x11\n\tdimension\x18\x03 \x01(\r\x12\x0e\n\x06tokens\x18\x04 \x01(\r\"\x15\n\x13GetModelInfoRequest\"r\n\x14GetModelInfoResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12!\n\x06models\x18\x04 \x03(\x0b\x32\x11.rag.v1.ModelInfo\"R\n\tModelInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x11\n\tdimension\x18\x02 \x01(\r\x12\x12\n\nmax_tokens\x18\x03 \x01(\r\x12\x0c\n\x04name\x18\x04 \x01(\t*X\n\tEmbedLane\x12\x1a\n\x16\x45MBED_LANE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x45MBED_LANE_INTERACTIVE\x10\x01\x12\x13\n\x0f\x45MBED_LANE_BULK\x10\x02\x32\x8f\x01\n\x0c\x45mbedService\x12\x34\n\x05\x45mbed\x12\x14.rag.v1.EmbedRequest\x1a\x15.rag.v1.EmbedResponse\x12I\n\x0cGetModelInfo\x12\x1b.rag.v1.GetModelInfoRequest\x1a\x1c.rag.v1.GetModelInfoResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'rag.v1.embed_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EMBEDLANE']._serialized_start=343
-  _globals['_EMBEDLANE']._serialized_end=431
+  _globals['_EMBEDLANE']._serialized_start=480
+  _globals['_EMBEDLANE']._serialized_end=568
   _globals['_VECTOR']._serialized_start=30
   _globals['_VECTOR']._serialized_end=54
   _globals['_EMBEDREQUEST']._serialized_start=56
-  _globals['_EMBEDREQUEST']._serialized_end=134
-  _globals['_EMBEDRESPONSE']._serialized_start=136
-  _globals['_EMBEDRESPONSE']._serialized_end=237
-  _globals['_GETMODELINFOREQUEST']._serialized_start=239
-  _globals['_GETMODELINFOREQUEST']._serialized_end=260
-  _globals['_GETMODELINFORESPONSE']._serialized_start=262
-  _globals['_GETMODELINFORESPONSE']._serialized_end=341
-  _globals['_EMBEDSERVICE']._serialized_start=434
-  _globals['_EMBEDSERVICE']._serialized_end=577
+  _globals['_EMBEDREQUEST']._serialized_end=152
+  _globals['_EMBEDRESPONSE']._serialized_start=154
+  _globals['_EMBEDRESPONSE']._serialized_end=255
+  _globals['_GETMODELINFOREQUEST']._serialized_start=257
+  _globals['_GETMODELINFOREQUEST']._serialized_end=278
+  _globals['_GETMODELINFORESPONSE']._serialized_start=280
+  _globals['_GETMODELINFORESPONSE']._serialized_end=394
+  _globals['_MODELINFO']._serialized_start=396
+  _globals['_MODELINFO']._serialized_end=478
+  _globals['_EMBEDSERVICE']._serialized_start=571
+  _globals['_EMBEDSERVICE']._serialized_end=714
 # @@protoc_insertion_point(module_scope)

@@ -23,14 +23,16 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("texts", "lane", "tenant")
+    __slots__ = ("texts", "lane", "tenant", "model_id")
     TEXTS_FIELD_NUMBER: _ClassVar[int]
     LANE_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     texts: _containers.RepeatedScalarFieldContainer[str]
     lane: EmbedLane
     tenant: str
-    def __init__(self, texts: _Optional[_Iterable[str]] = ..., lane: _Optional[_Union[EmbedLane, str]] = ..., tenant: _Optional[str] = ...) -> None: ...
+    model_id: str
+    def __init__(self, texts: _Optional[_Iterable[str]] = ..., lane: _Optional[_Union[EmbedLane, str]] = ..., tenant: _Optional[str] = ..., model_id: _Optional[str] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
     __slots__ = ("vectors", "model_id", "dimension", "tokens")
@@ -49,11 +51,25 @@ class GetModelInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetModelInfoResponse(_message.Message):
-    __slots__ = ("model_id", "dimension", "max_tokens")
+    __slots__ = ("model_id", "dimension", "max_tokens", "models")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     dimension: int
     max_tokens: int
-    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., max_tokens: _Optional[int] = ...) -> None: ...
+    models: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., max_tokens: _Optional[int] = ..., models: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
+
+class ModelInfo(_message.Message):
+    __slots__ = ("model_id", "dimension", "max_tokens", "name")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    dimension: int
+    max_tokens: int
+    name: str
+    def __init__(self, model_id: _Optional[str] = ..., dimension: _Optional[int] = ..., max_tokens: _Optional[int] = ..., name: _Optional[str] = ...) -> None: ...

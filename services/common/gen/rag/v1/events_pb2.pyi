@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class IngestJob(_message.Message):
-    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata", "rechunk_generation", "chunking", "content", "size_bytes", "sealed_password")
+    __slots__ = ("job_id", "tenant", "doc_id", "version", "content_sha256", "object_name", "content_type", "source_name", "title", "acl", "metadata", "rechunk_generation", "chunking", "content", "size_bytes", "sealed_password", "records")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class IngestJob(_message.Message):
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SEALED_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     tenant: str
     doc_id: str
@@ -48,7 +49,20 @@ class IngestJob(_message.Message):
     content: bytes
     size_bytes: int
     sealed_password: bytes
-    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., content: _Optional[bytes] = ..., size_bytes: _Optional[int] = ..., sealed_password: _Optional[bytes] = ...) -> None: ...
+    records: IngestRecords
+    def __init__(self, job_id: _Optional[str] = ..., tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., content_sha256: _Optional[str] = ..., object_name: _Optional[str] = ..., content_type: _Optional[str] = ..., source_name: _Optional[str] = ..., title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., rechunk_generation: _Optional[int] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., content: _Optional[bytes] = ..., size_bytes: _Optional[int] = ..., sealed_password: _Optional[bytes] = ..., records: _Optional[_Union[IngestRecords, _Mapping]] = ...) -> None: ...
+
+class IngestRecords(_message.Message):
+    __slots__ = ("job", "job_revision", "document", "document_revision")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    JOB_REVISION_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_REVISION_FIELD_NUMBER: _ClassVar[int]
+    job: _types_pb2.JobRecord
+    job_revision: int
+    document: _types_pb2.DocumentRecord
+    document_revision: int
+    def __init__(self, job: _Optional[_Union[_types_pb2.JobRecord, _Mapping]] = ..., job_revision: _Optional[int] = ..., document: _Optional[_Union[_types_pb2.DocumentRecord, _Mapping]] = ..., document_revision: _Optional[int] = ...) -> None: ...
 
 class DocumentFields(_message.Message):
     __slots__ = ("title", "acl", "metadata", "revision")
@@ -70,28 +84,32 @@ class DocumentFields(_message.Message):
     def __init__(self, title: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ChunkUpserts(_message.Message):
-    __slots__ = ("chunks", "vectors", "dimension", "version", "fields")
+    __slots__ = ("chunks", "vectors", "dimension", "version", "fields", "activate")
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     FIELDS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATE_FIELD_NUMBER: _ClassVar[int]
     chunks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Chunk]
     vectors: _containers.RepeatedScalarFieldContainer[float]
     dimension: int
     version: int
     fields: DocumentFields
-    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ..., version: _Optional[int] = ..., fields: _Optional[_Union[DocumentFields, _Mapping]] = ...) -> None: ...
+    activate: ActivateVersion
+    def __init__(self, chunks: _Optional[_Iterable[_Union[_types_pb2.Chunk, _Mapping]]] = ..., vectors: _Optional[_Iterable[float]] = ..., dimension: _Optional[int] = ..., version: _Optional[int] = ..., fields: _Optional[_Union[DocumentFields, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ...) -> None: ...
 
 class ActivateVersion(_message.Message):
-    __slots__ = ("version", "chunk_count", "rechunk")
+    __slots__ = ("version", "chunk_count", "rechunk", "records")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     RECHUNK_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     version: int
     chunk_count: int
     rechunk: bool
-    def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., rechunk: _Optional[bool] = ...) -> None: ...
+    records: IngestRecords
+    def __init__(self, version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., rechunk: _Optional[bool] = ..., records: _Optional[_Union[IngestRecords, _Mapping]] = ...) -> None: ...
 
 class RemoveDocumentChunks(_message.Message):
     __slots__ = ("through_version",)
@@ -143,20 +161,22 @@ class IndexBatch(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., embedding_model_id: _Optional[str] = ..., job_id: _Optional[str] = ..., upserts: _Optional[_Union[ChunkUpserts, _Mapping]] = ..., activate: _Optional[_Union[ActivateVersion, _Mapping]] = ..., remove: _Optional[_Union[RemoveDocumentChunks, _Mapping]] = ..., update_metadata: _Optional[_Union[UpdateMetadata, _Mapping]] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., configured_chunking: _Optional[bool] = ...) -> None: ...
 
 class DocumentIndexed(_message.Message):
-    __slots__ = ("tenant", "doc_id", "version", "chunk_count", "index_watermark", "job_id")
+    __slots__ = ("tenant", "doc_id", "version", "chunk_count", "index_watermark", "job_id", "records")
     TENANT_FIELD_NUMBER: _ClassVar[int]
     DOC_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORDS_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     version: int
     chunk_count: int
     index_watermark: int
     job_id: str
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., index_watermark: _Optional[int] = ..., job_id: _Optional[str] = ...) -> None: ...
+    records: IngestRecords
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., version: _Optional[int] = ..., chunk_count: _Optional[int] = ..., index_watermark: _Optional[int] = ..., job_id: _Optional[str] = ..., records: _Optional[_Union[IngestRecords, _Mapping]] = ...) -> None: ...
 
 class DocumentFailed(_message.Message):
     __slots__ = ("tenant", "doc_id", "version", "job_id", "error", "deliveries")

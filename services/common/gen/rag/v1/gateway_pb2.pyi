@@ -153,7 +153,7 @@ class SearchRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion", "index_generation", "generation")
+    __slots__ = ("query_id", "hits", "index_watermark", "embedding_model_id", "fusion", "index_generation", "generation", "dense_skipped")
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +161,7 @@ class SearchResponse(_message.Message):
     FUSION_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    DENSE_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     query_id: str
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     index_watermark: int
@@ -168,24 +169,29 @@ class SearchResponse(_message.Message):
     fusion: _types_pb2.FusionParams
     index_generation: str
     generation: int
-    def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
+    dense_skipped: bool
+    def __init__(self, query_id: _Optional[str] = ..., hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ..., dense_skipped: _Optional[bool] = ...) -> None: ...
 
 class AskRequest(_message.Message):
-    __slots__ = ("question", "top_k", "fusion", "no_cache", "min_retrieval_score")
+    __slots__ = ("question", "top_k", "fusion", "no_cache", "min_retrieval_score", "history", "conversation_id")
     QUESTION_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
     NO_CACHE_FIELD_NUMBER: _ClassVar[int]
     MIN_RETRIEVAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     question: str
     top_k: int
     fusion: _types_pb2.FusionParams
     no_cache: bool
     min_retrieval_score: float
-    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., no_cache: _Optional[bool] = ..., min_retrieval_score: _Optional[float] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[_types_pb2.Turn]
+    conversation_id: str
+    def __init__(self, question: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., no_cache: _Optional[bool] = ..., min_retrieval_score: _Optional[float] = ..., history: _Optional[_Iterable[_Union[_types_pb2.Turn, _Mapping]]] = ..., conversation_id: _Optional[str] = ...) -> None: ...
 
 class AskFinal(_message.Message):
-    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest", "cached")
+    __slots__ = ("answer", "status", "abstain_reason", "confidence", "citations", "manifest", "cached", "notes")
     ANSWER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ABSTAIN_REASON_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +199,7 @@ class AskFinal(_message.Message):
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     MANIFEST_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     answer: str
     status: _types_pb2.AnswerStatus
     abstain_reason: _types_pb2.AbstainReason
@@ -200,7 +207,8 @@ class AskFinal(_message.Message):
     citations: _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]
     manifest: _types_pb2.AnswerManifest
     cached: bool
-    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., cached: _Optional[bool] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[_types_pb2.AnswerNote]
+    def __init__(self, answer: _Optional[str] = ..., status: _Optional[_Union[_types_pb2.AnswerStatus, str]] = ..., abstain_reason: _Optional[_Union[_types_pb2.AbstainReason, str]] = ..., confidence: _Optional[float] = ..., citations: _Optional[_Iterable[_Union[_types_pb2.Citation, _Mapping]]] = ..., manifest: _Optional[_Union[_types_pb2.AnswerManifest, _Mapping]] = ..., cached: _Optional[bool] = ..., notes: _Optional[_Iterable[_Union[_types_pb2.AnswerNote, str]]] = ...) -> None: ...
 
 class ReplayRequest(_message.Message):
     __slots__ = ("query_id",)
@@ -361,22 +369,26 @@ class ListIndexGenerationsResponse(_message.Message):
     def __init__(self, generations: _Optional[_Iterable[_Union[_retrieve_pb2.GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[_retrieve_pb2.IndexPointer, _Mapping]] = ...) -> None: ...
 
 class RebuildIndexRequest(_message.Message):
-    __slots__ = ("reason", "rechunk", "chunking")
+    __slots__ = ("reason", "rechunk", "chunking", "embedding_model")
     REASON_FIELD_NUMBER: _ClassVar[int]
     RECHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     reason: str
     rechunk: bool
     chunking: _types_pb2.Chunking
-    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
+    embedding_model: str
+    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class RebuildIndexResponse(_message.Message):
-    __slots__ = ("generation", "documents_queued")
+    __slots__ = ("generation", "documents_queued", "queued_later")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_QUEUED_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_LATER_FIELD_NUMBER: _ClassVar[int]
     generation: _retrieve_pb2.GenerationRecord
     documents_queued: int
-    def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ..., documents_queued: _Optional[int] = ...) -> None: ...
+    queued_later: bool
+    def __init__(self, generation: _Optional[_Union[_retrieve_pb2.GenerationRecord, _Mapping]] = ..., documents_queued: _Optional[int] = ..., queued_later: _Optional[bool] = ...) -> None: ...
 
 class EvaluateIndexRequest(_message.Message):
     __slots__ = ("number", "dataset", "tenant", "principals", "queries", "modes", "tolerance")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from rag.v1 import types_pb2 as rag_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/generate.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\xb8\x01\n\x0fGenerateRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12\x19\n\x04hits\x18\x03 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x1c\n\x14max_answer_sentences\x18\x04 \x01(\r\x12 \n\x13min_retrieval_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06tenant\x18\x06 \x01(\tB\x16\n\x14_min_retrieval_score\"\xb5\x03\n\rGenerateFinal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.rag.v1.AnswerStatus\x12-\n\x0e\x61\x62stain_reason\x18\x03 \x01(\x0e\x32\x15.rag.v1.AbstainReason\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12#\n\tcitations\x18\x05 \x03(\x0b\x32\x10.rag.v1.Citation\x12!\n\x05usage\x18\x06 \x01(\x0b\x32\x12.rag.v1.TokenUsage\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x16\n\x0eprovider_model\x18\x08 \x01(\t\x12\x1f\n\x17prompt_template_version\x18\t \x01(\t\x12\x39\n\nparameters\x18\n \x03(\x0b\x32%.rag.v1.GenerateFinal.ParametersEntry\x12*\n\tgrounding\x18\x0b \x01(\x0b\x32\x17.rag.v1.GroundingReport\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12&\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x15.rag.v1.GenerateFinalH\x00\x42\x07\n\x05\x65vent2R\n\x0fGenerateService\x12?\n\x08Generate\x12\x17.rag.v1.GenerateRequest\x1a\x18.rag.v1.GenerateResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15rag/v1/generate.proto\x12\x06rag.v1\x1a\x12rag/v1/types.proto\"\x9d\x02\n\x0fGenerateRequest\x12\x10\n\x08query_id\x18\x01 \x01(\t\x12\x10\n\x08question\x18\x02 \x01(\t\x12\x19\n\x04hits\x18\x03 \x03(\x0b\x32\x0b.rag.v1.Hit\x12\x1c\n\x14max_answer_sentences\x18\x04 \x01(\r\x12 \n\x13min_retrieval_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06tenant\x18\x06 \x01(\t\x12\x1d\n\x07history\x18\x07 \x03(\x0b\x32\x0c.rag.v1.Turn\x12\x17\n\x0frewritten_query\x18\x08 \x01(\t\x12\x14\n\x0c\x63ondensed_by\x18\t \x01(\t\x12\x15\n\rdense_skipped\x18\n \x01(\x08\x42\x16\n\x14_min_retrieval_score\"\xa8\x04\n\rGenerateFinal\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.rag.v1.AnswerStatus\x12-\n\x0e\x61\x62stain_reason\x18\x03 \x01(\x0e\x32\x15.rag.v1.AbstainReason\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12#\n\tcitations\x18\x05 \x03(\x0b\x32\x10.rag.v1.Citation\x12!\n\x05usage\x18\x06 \x01(\x0b\x32\x12.rag.v1.TokenUsage\x12\x10\n\x08provider\x18\x07 \x01(\t\x12\x16\n\x0eprovider_model\x18\x08 \x01(\t\x12\x1f\n\x17prompt_template_version\x18\t \x01(\t\x12\x39\n\nparameters\x18\n \x03(\x0b\x32%.rag.v1.GenerateFinal.ParametersEntry\x12*\n\tgrounding\x18\x0b \x01(\x0b\x32\x17.rag.v1.GroundingReport\x12!\n\x05notes\x18\x0c \x03(\x0e\x32\x12.rag.v1.AnswerNote\x12#\n\tconflicts\x18\r \x03(\x0b\x32\x10.rag.v1.Conflict\x12)\n\x07signals\x18\x0e \x01(\x0b\x32\x18.rag.v1.RetrievalSignals\x1a\x31\n\x0fParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"T\n\x10GenerateResponse\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12&\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x15.rag.v1.GenerateFinalH\x00\x42\x07\n\x05\x65vent\"R\n\x0f\x43ondenseRequest\x12\x1d\n\x07history\x18\x01 \x03(\x0b\x32\x0c.rag.v1.Turn\x12\x10\n\x08question\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\"T\n\x10\x43ondenseResponse\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12!\n\x05usage\x18\x03 \x01(\x0b\x32\x12.rag.v1.TokenUsage2\x91\x01\n\x0fGenerateService\x12?\n\x08Generate\x12\x17.rag.v1.GenerateRequest\x1a\x18.rag.v1.GenerateResponse0\x01\x12=\n\x08\x43ondense\x12\x17.rag.v1.CondenseRequest\x1a\x18.rag.v1.CondenseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,13 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GENERATEFINAL_PARAMETERSENTRY']._loaded_options = None
   _globals['_GENERATEFINAL_PARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_GENERATEREQUEST']._serialized_start=54
-  _globals['_GENERATEREQUEST']._serialized_end=238
-  _globals['_GENERATEFINAL']._serialized_start=241
-  _globals['_GENERATEFINAL']._serialized_end=678
-  _globals['_GENERATEFINAL_PARAMETERSENTRY']._serialized_start=629
-  _globals['_GENERATEFINAL_PARAMETERSENTRY']._serialized_end=678
-  _globals['_GENERATERESPONSE']._serialized_start=680
-  _globals['_GENERATERESPONSE']._serialized_end=764
-  _globals['_GENERATESERVICE']._serialized_start=766
-  _globals['_GENERATESERVICE']._serialized_end=848
+  _globals['_GENERATEREQUEST']._serialized_end=339
+  _globals['_GENERATEFINAL']._serialized_start=342
+  _globals['_GENERATEFINAL']._serialized_end=894
+  _globals['_GENERATEFINAL_PARAMETERSENTRY']._serialized_start=845
+  _globals['_GENERATEFINAL_PARAMETERSENTRY']._serialized_end=894
+  _globals['_GENERATERESPONSE']._serialized_start=896
+  _globals['_GENERATERESPONSE']._serialized_end=980
+  _globals['_CONDENSEREQUEST']._serialized_start=982
+  _globals['_CONDENSEREQUEST']._serialized_end=1064
+  _globals['_CONDENSERESPONSE']._serialized_start=1066
+  _globals['_CONDENSERESPONSE']._serialized_end=1150
+  _globals['_GENERATESERVICE']._serialized_start=1153
+  _globals['_GENERATESERVICE']._serialized_end=1298
 # @@protoc_insertion_point(module_scope)

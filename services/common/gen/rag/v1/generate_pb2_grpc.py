@@ -40,6 +40,11 @@ class GenerateServiceStub:
                 request_serializer=rag_dot_v1_dot_generate__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=rag_dot_v1_dot_generate__pb2.GenerateResponse.FromString,
                 _registered_method=True)
+        self.Condense = channel.unary_unary(
+                '/rag.v1.GenerateService/Condense',
+                request_serializer=rag_dot_v1_dot_generate__pb2.CondenseRequest.SerializeToString,
+                response_deserializer=rag_dot_v1_dot_generate__pb2.CondenseResponse.FromString,
+                _registered_method=True)
 
 
 class GenerateServiceServicer:
@@ -52,6 +57,13 @@ class GenerateServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Condense(self, request, context):
+        """A follow-up question and the turns before it, as one standalone search query.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GenerateServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +71,11 @@ def add_GenerateServiceServicer_to_server(servicer, server):
                     servicer.Generate,
                     request_deserializer=rag_dot_v1_dot_generate__pb2.GenerateRequest.FromString,
                     response_serializer=rag_dot_v1_dot_generate__pb2.GenerateResponse.SerializeToString,
+            ),
+            'Condense': grpc.unary_unary_rpc_method_handler(
+                    servicer.Condense,
+                    request_deserializer=rag_dot_v1_dot_generate__pb2.CondenseRequest.FromString,
+                    response_serializer=rag_dot_v1_dot_generate__pb2.CondenseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +106,33 @@ class GenerateService:
             '/rag.v1.GenerateService/Generate',
             rag_dot_v1_dot_generate__pb2.GenerateRequest.SerializeToString,
             rag_dot_v1_dot_generate__pb2.GenerateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Condense(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/rag.v1.GenerateService/Condense',
+            rag_dot_v1_dot_generate__pb2.CondenseRequest.SerializeToString,
+            rag_dot_v1_dot_generate__pb2.CondenseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -31,7 +31,7 @@ class RetrieveRequest(_message.Message):
     def __init__(self, tenant: _Optional[str] = ..., principals: _Optional[_Iterable[str]] = ..., query: _Optional[str] = ..., top_k: _Optional[int] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., doc_ids: _Optional[_Iterable[str]] = ..., metadata_filters: _Optional[_Iterable[_Union[_types_pb2.MetadataFilter, _Mapping]]] = ..., date_range: _Optional[_Union[_types_pb2.DateRange, _Mapping]] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class RetrieveResponse(_message.Message):
-    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation", "generation")
+    __slots__ = ("hits", "index_watermark", "embedding_model_id", "fusion", "query_tokens", "index_generation", "generation", "dense_skipped")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_WATERMARK_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
@@ -39,6 +39,7 @@ class RetrieveResponse(_message.Message):
     QUERY_TOKENS_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    DENSE_SKIPPED_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[_types_pb2.Hit]
     index_watermark: int
     embedding_model_id: str
@@ -46,7 +47,8 @@ class RetrieveResponse(_message.Message):
     query_tokens: int
     index_generation: str
     generation: int
-    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
+    dense_skipped: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[_types_pb2.Hit, _Mapping]]] = ..., index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., fusion: _Optional[_Union[_types_pb2.FusionParams, _Mapping]] = ..., query_tokens: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ..., dense_skipped: _Optional[bool] = ...) -> None: ...
 
 class GetIndexInfoRequest(_message.Message):
     __slots__ = ("tenant", "doc_id", "generation")
@@ -75,7 +77,7 @@ class GetIndexInfoResponse(_message.Message):
     def __init__(self, index_watermark: _Optional[int] = ..., embedding_model_id: _Optional[str] = ..., dense_points: _Optional[int] = ..., lexical_documents: _Optional[int] = ..., index_generation: _Optional[str] = ..., generation: _Optional[int] = ...) -> None: ...
 
 class GenerationRecord(_message.Message):
-    __slots__ = ("number", "created_unix_ms", "replay_until", "reason", "rechunk", "chunking", "verdict")
+    __slots__ = ("number", "created_unix_ms", "replay_until", "reason", "rechunk", "chunking", "verdict", "embedding_model_id")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     CREATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     REPLAY_UNTIL_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +85,7 @@ class GenerationRecord(_message.Message):
     RECHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     number: int
     created_unix_ms: int
     replay_until: int
@@ -90,7 +93,8 @@ class GenerationRecord(_message.Message):
     rechunk: bool
     chunking: _types_pb2.Chunking
     verdict: Verdict
-    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ...) -> None: ...
+    embedding_model_id: str
+    def __init__(self, number: _Optional[int] = ..., created_unix_ms: _Optional[int] = ..., replay_until: _Optional[int] = ..., reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., verdict: _Optional[_Union[Verdict, _Mapping]] = ..., embedding_model_id: _Optional[str] = ...) -> None: ...
 
 class ModeScore(_message.Message):
     __slots__ = ("mode", "candidate_ndcg", "baseline_ndcg")
@@ -258,18 +262,20 @@ class IndexDocState(_message.Message):
     def __init__(self, active: _Optional[int] = ..., floor: _Optional[int] = ..., highest: _Optional[int] = ..., fields: _Optional[_Union[_events_pb2.DocumentFields, _Mapping]] = ...) -> None: ...
 
 class IndexPointer(_message.Message):
-    __slots__ = ("active", "previous", "generations", "updated_unix_ms", "note")
+    __slots__ = ("active", "previous", "generations", "updated_unix_ms", "note", "last_number")
     ACTIVE_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     GENERATIONS_FIELD_NUMBER: _ClassVar[int]
     UPDATED_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     NOTE_FIELD_NUMBER: _ClassVar[int]
+    LAST_NUMBER_FIELD_NUMBER: _ClassVar[int]
     active: int
     previous: int
     generations: _containers.RepeatedCompositeFieldContainer[GenerationRecord]
     updated_unix_ms: int
     note: str
-    def __init__(self, active: _Optional[int] = ..., previous: _Optional[int] = ..., generations: _Optional[_Iterable[_Union[GenerationRecord, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., note: _Optional[str] = ...) -> None: ...
+    last_number: int
+    def __init__(self, active: _Optional[int] = ..., previous: _Optional[int] = ..., generations: _Optional[_Iterable[_Union[GenerationRecord, _Mapping]]] = ..., updated_unix_ms: _Optional[int] = ..., note: _Optional[str] = ..., last_number: _Optional[int] = ...) -> None: ...
 
 class GenerationInfo(_message.Message):
     __slots__ = ("record", "index_generation", "active", "previous", "index_watermark", "lag", "dense_points", "lexical_documents", "embedding_model_id", "documents", "missing_documents", "caught_up", "writer")
@@ -314,14 +320,16 @@ class ListGenerationsResponse(_message.Message):
     def __init__(self, generations: _Optional[_Iterable[_Union[GenerationInfo, _Mapping]]] = ..., pointer: _Optional[_Union[IndexPointer, _Mapping]] = ...) -> None: ...
 
 class CreateGenerationRequest(_message.Message):
-    __slots__ = ("reason", "rechunk", "chunking")
+    __slots__ = ("reason", "rechunk", "chunking", "embedding_model")
     REASON_FIELD_NUMBER: _ClassVar[int]
     RECHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNKING_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
     reason: str
     rechunk: bool
     chunking: _types_pb2.Chunking
-    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ...) -> None: ...
+    embedding_model: str
+    def __init__(self, reason: _Optional[str] = ..., rechunk: _Optional[bool] = ..., chunking: _Optional[_Union[_types_pb2.Chunking, _Mapping]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
 
 class CreateGenerationResponse(_message.Message):
     __slots__ = ("generation",)
