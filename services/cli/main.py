@@ -183,11 +183,11 @@ def trace(
     """Print a trace recorded by `ragmesh up` as a waterfall (development; production uses Jaeger)."""
     from services.cli import traces
 
-    spans = traces.load_spans(data_dir(data) / "traces")
-    trace_id = traces.last_ask(spans) if last else trace_id
+    folder = data_dir(data) / "traces"
+    trace_id = traces.wait_for(folder, traces.last_ask) if last else trace_id
     if not trace_id:
         raise typer.BadParameter("give a trace id or --last (no Ask recorded yet?)")
-    found = traces.trace_spans(spans, trace_id)
+    found = traces.wait_for(folder, lambda spans: traces.trace_spans(spans, trace_id))
     if not found:
         typer.echo(f"no spans for trace {trace_id} (spans are flushed every 0.5 s)", err=True)
         raise typer.Exit(1)

@@ -4,6 +4,7 @@ OpenTelemetry Collector and reads traces in Jaeger."""
 
 import json
 import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -73,7 +74,20 @@ def load_spans(folder: Path) -> list[dict]:
     path = folder / "spans.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # A line still being appended has no newline yet: it is read on the next look.
+    complete = path.read_text().rpartition("\n")[0]
+    return [json.loads(line) for line in complete.splitlines() if line.strip()]
+
+
+def wait_for(folder: Path, pick, seconds: float = 3.0):
+    """What `pick(spans)` finds, looking again while the services' exporters flush (every 0.5 s):
+    a trace asked for right after its request may not be on disk yet."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = pick(load_spans(folder))
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.2)
 
 
 def trace_spans(spans: list[dict], trace_id: str) -> list[dict]:
