@@ -106,6 +106,23 @@ class Both:
 SCOPES = [SearchScope("t1", ()), SearchScope("t1", ("hr",)), SearchScope("t1", (), doc_ids=("d1", "d3", "d5"))]
 
 
+def assert_correct_results_of_graphs(index, ref, corpus: Corpus) -> None:
+    """For shards whose graphs were built among many retired points: a graph search is approximate,
+    so a true tenth hit can be missed. Every hit returned is one the exact reference finds, with the
+    same score, once; and the reference's top 10 are found 97 times in 100 over all queries."""
+    found = wanted = 0
+    for scope in SCOPES:
+        for q in corpus.queries():
+            got = [(h.chunk_id, round(h.score, 4)) for h in index.search(q, scope, 10)]
+            exact = [(h.chunk_id, round(h.score, 4)) for h in ref.search(q, scope, 40)]
+            assert len(got) == len(exact[:10]) and len({cid for cid, _ in got}) == len(got), scope
+            assert set(got) <= set(exact), scope
+            assert [s for _, s in got] == sorted((s for _, s in got), reverse=True), scope
+            found += len(set(got) & set(exact[:10]))
+            wanted += len(exact[:10])
+    assert found / wanted >= 0.97, (found, wanted)
+
+
 def assert_same_results(index, ref, corpus: Corpus) -> None:
     for scope in SCOPES:
         for q in corpus.queries():
@@ -502,6 +519,6 @@ def test_concurrent_writes_searches_and_maintenance_end_in_the_reference_state(t
     assert min(searches) >= 20
     index.settle()
     assert_same_contents(index, ref, docs(0, 60))
-    assert_same_results(index, ref, corpus)
+    assert_correct_results_of_graphs(index, ref, corpus)
     index.close()
     ref.close()
