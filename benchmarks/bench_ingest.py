@@ -192,9 +192,10 @@ def main() -> None:
             )
         _, embed_rate, e2e_rate, steady, cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
         small_embed_rate = embed_only(bench.ports.addr("embed"), small_texts, args.batch, calls_at_once)
-        messages_before = nats_messages(bench)
+        messages_before, small_cpu_before = nats_messages(bench), bench.cpu_seconds()
         small_rate, small_chunks, _ = end_to_end(bench.gateway, bench.key, small) if small else (0.0, 0, 0.0)
         messages = {k: v - messages_before[k] for k, v in nats_messages(bench).items()}
+        small_cpu = {k: v - small_cpu_before.get(k, 0) for k, v in bench.cpu_seconds().items()}
         peak = bench.peak_rss_mb()
     ratio, steady_ratio = e2e_rate / embed_rate, steady / embed_rate
     print(
@@ -217,6 +218,10 @@ def main() -> None:
             f"{per_doc['out']:.1f} sent by the services, {per_doc['in']:.1f} received (sent: "
             + ", ".join(f"{name} {per_doc[f'out.{name}']:.1f}" for name in ("gateway", "ingest", "retrieve"))
             + ")"
+        )
+        print(
+            "  CPU ms per one-abstract document: "
+            + ", ".join(f"{name} {1000 * seconds / len(small):.1f}" for name, seconds in small_cpu.items() if seconds)
         )
     print(f"CPU seconds during the end-to-end run, per process (embed_alone: the embed-only run): {cpu}")
     print(f"peak RSS     {peak:8.1f} MiB (sum over all processes)")
