@@ -183,14 +183,20 @@ def trace(
     """Print a trace recorded by `ragmesh up` as a waterfall (development; production uses Jaeger)."""
     from services.cli import traces
 
-    folder = data_dir(data) / "traces"
-    trace_id = traces.wait_for(folder, traces.last_ask) if last else trace_id
-    if not trace_id:
-        raise typer.BadParameter("give a trace id or --last (no Ask recorded yet?)")
-    found = traces.wait_for(folder, lambda spans: traces.trace_spans(spans, trace_id))
+    no_trace = "give a trace id or --last (no Ask recorded yet?)"
+    if not (trace_id or last):
+        raise typer.BadParameter(no_trace)
+    # One look at the file finds both which trace is wanted and its spans.
+    found = traces.wait_for(
+        data_dir(data) / "traces",
+        lambda spans: traces.trace_spans(spans, traces.last_ask(spans) if last else trace_id),
+    )
+    if not found and last:
+        raise typer.BadParameter(no_trace)
     if not found:
         typer.echo(f"no spans for trace {trace_id} (spans are flushed every 0.5 s)", err=True)
         raise typer.Exit(1)
+    trace_id = found[0]["trace_id"]
     if as_json:
         keys = ("trace_id", "span_id", "parent_span_id", "service", "name", "start", "duration_ms", "attributes")
         emit({"trace_id": trace_id, "spans": [{k: s[k] for k in keys} for s in found]})
