@@ -75,7 +75,8 @@ class Documents:
             problem = header_problem(header)
             if problem:
                 raise invalid(problem)
-            policy.replaceable(caller, await self._record(context, caller.tenant, header.doc_id), header.doc_id)
+            # Whether the caller may replace a document of that id is checked by ingest, on the
+            # record its upload writes over.
             response = await self._stream(caller, header, messages, context)
         if not response.deduplicated:
             self.usage.add(caller.tenant, time.time(), documents=1)
@@ -104,6 +105,7 @@ class Documents:
                     acl=list(header.acl),
                     metadata=dict(header.metadata),
                     password=header.password,
+                    uploader=ingest_pb2.UploaderAccess(principals=list(caller.principals)),
                 )
             )
             size = 0

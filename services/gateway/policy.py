@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import grpc
 
 from rag.v1 import events_pb2, gateway_pb2, types_pb2
+from services.common.access import may_read
 from services.common.refusal import Refused
 
 READER, WRITER, ADMIN, OPERATOR = (
@@ -28,7 +29,6 @@ READER, WRITER, ADMIN, OPERATOR = (
     gateway_pb2.ROLE_OPERATOR,
 )
 RANK = {READER: 1, WRITER: 2, ADMIN: 3, OPERATOR: 4}
-PUBLIC = "public"
 PRINCIPAL = re.compile(r"^[A-Za-z0-9_.:@-]{1,128}$")
 MAX_PRINCIPALS = 64
 
@@ -92,11 +92,6 @@ def authorize(caller: gateway_pb2.ApiKeyRecord, method: str) -> None:
 # -- documents -------------------------------------------------------------------------------
 
 
-def may_read(principals: Iterable[str], acl: Iterable[str]) -> bool:
-    acl = set(acl)
-    return PUBLIC in acl or not acl.isdisjoint(principals)
-
-
 def no_document(doc_id: str) -> Refused:
     return Refused(grpc.StatusCode.NOT_FOUND, f"no document {doc_id!r}")
 
@@ -110,16 +105,6 @@ def readable(caller: gateway_pb2.ApiKeyRecord, record: types_pb2.DocumentRecord 
 
 def visible(caller: gateway_pb2.ApiKeyRecord, records: Iterable[types_pb2.DocumentRecord]) -> list:
     return [r for r in records if r.tenant == caller.tenant and may_read(caller.principals, r.acl)]
-
-
-def replaceable(caller: gateway_pb2.ApiKeyRecord, existing: types_pb2.DocumentRecord | None, doc_id: str) -> None:
-    """An upload may create a document or replace one the caller can read (a deleted one too: its
-    history stays with the doc_id). Refusing shows only that the doc_id is taken."""
-    if existing is not None and not may_read(caller.principals, existing.acl):
-        raise Refused(
-            grpc.StatusCode.ALREADY_EXISTS,
-            f"doc_id {doc_id!r} is taken by a document this key may not read; upload under another doc_id",
-        )
 
 
 def job_needs_document(caller: gateway_pb2.ApiKeyRecord) -> bool:

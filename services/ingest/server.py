@@ -1,12 +1,15 @@
 """Ingest service: accepts documents off the request path and owns the registry and the workers."""
 
 import asyncio
+import contextlib
 import uuid
 
 import grpc
+from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 from services.common import natsio
+from services.common.access import may_read
 from services.common.chunking import chunking_problem
 from services.common.clients import channel
 from services.common.config import IngestSettings
@@ -23,6 +26,19 @@ from services.ingest.registry import Registry, carried, now_ms, version_entry
 from services.ingest.sealing import Sealer, load_key
 from services.ingest.storage import delete_raw, object_name
 from services.ingest.worker import IngestWorker
+
+
+class NotReplaceable(Exception):
+    """The upload would replace a document its uploader may not read."""
+
+
+def check_replaceable(request: ingest_pb2.SubmitRequest, record: types_pb2.DocumentRecord | None) -> None:
+    """An upload may create a document or replace one its uploader can read (a deleted one too: its
+    history stays with the doc_id). Refusing shows only that the doc_id is taken."""
+    if request.HasField("uploader") and record is not None and not may_read(request.uploader.principals, record.acl):
+        raise NotReplaceable(
+            f"doc_id {request.doc_id!r} is taken by a document this key may not read; upload under another doc_id"
+        )
 
 
 class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
@@ -94,8 +110,16 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"the document has {size} bytes; the limit is {self.settings.max_document_bytes}",
             )
+        try:
+            return await self._submit(request)
+        except NotReplaceable as refused:
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(refused))
+
+    async def _submit(self, request: ingest_pb2.SubmitRequest) -> ingest_pb2.SubmitResponse:
+        size = len(request.content)
         digest = sha256_hex(request.content)
         existing, revision = await self.registry.get(request.tenant, request.doc_id)
+        check_replaceable(request, existing)
         if existing is not None and existing.status != types_pb2.DOCUMENT_STATUS_DELETED:
             current = existing.versions[-1] if existing.versions else None
             if (
@@ -122,6 +146,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         inflated = await asyncio.to_thread(inflated_size, request.content) if request.content.startswith(b"PK") else 0
 
         def change(record):
+            check_replaceable(request, record)  # the record written over, if changed since the read
             record = record or types_pb2.DocumentRecord(tenant=request.tenant, doc_id=request.doc_id)
             version = max([v.version for v in record.versions], default=0) + 1
             fields = (request.title or record.title, list(request.acl) or ["public"], dict(request.metadata))
@@ -146,7 +171,13 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             return record
 
         # Written over the revision just read: a second read only when somebody wrote in between.
-        record, revision = await self.registry.mutate_seen(request.tenant, request.doc_id, change, (existing, revision))
+        try:
+            record, revision = await self.registry.mutate_seen(
+                request.tenant, request.doc_id, change, (existing, revision)
+            )
+        except NotReplaceable:
+            await self._forget_bytes(request.tenant, request.doc_id, digest)
+            raise
         version = created["version"]
         if created["fields_changed"]:
             # The version searches see now takes the new ACL and metadata at once, not when the new one is indexed.
@@ -156,6 +187,13 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.SubmitResponse(
             job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
         )
+
+    async def _forget_bytes(self, tenant: str, doc_id: str, digest: str) -> None:
+        """Raw bytes stored for an upload refused after all, unless a version of the document has them."""
+        record, _ = await self.registry.get(tenant, doc_id)
+        if record is None or all(v.content_sha256 != digest for v in record.versions):
+            with contextlib.suppress(ObjectNotFoundError, NotFoundError):
+                await self.objects.delete(object_name(tenant, doc_id, digest))
 
     async def SubmitStream(self, request_iterator, context):
         """Submit with the bytes streamed: gathered here, within the size limit, then submitted whole."""
@@ -200,6 +238,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         changed: list[bool] = []
 
         def change(record):
+            check_replaceable(request, record)
             if record is None or not set_fields(record, *fields):
                 return None
             changed.append(True)

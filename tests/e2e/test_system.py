@@ -441,6 +441,22 @@ def test_searches_and_answers_make_only_the_calls_they_need(system, acme, globex
     assert found.dense_skipped and not acme.search("Is Mount Etna an active volcano?").dense_skipped
 
 
+def test_an_upload_is_one_call_to_ingest_with_no_record_read_before_it(system, acme):
+    """Whether the caller may replace a document is decided by ingest on the record its upload
+    writes over: the gateway reads no record first (counted at ingest's own metrics)."""
+    port, methods = system.port_base + 12, ("SubmitStream", "GetDocumentRecord")
+
+    def calls() -> dict[str, float]:
+        lines = [line for line in scrape(port).splitlines() if line.startswith("ragmesh_rpc_latency_seconds_count{")]
+        return {m: sum(float(line.rsplit(" ", 1)[1]) for line in lines if f'method="{m}"' in line) for m in methods}
+
+    before = calls()
+    acme.ingest("one-call.txt", b"Lake Baikal is the deepest lake in the world.")
+    acme.ingest("one-call.txt", b"Lake Baikal is the deepest and oldest lake in the world.")
+    after = calls()
+    assert {m: after[m] - before[m] for m in methods} == {"SubmitStream": 2, "GetDocumentRecord": 0}
+
+
 def test_a_query_the_embed_service_refuses_is_invalid_argument_not_a_missing_model(system):
     """Retrieve called directly (the gateway caps questions at 2,000 characters): the embed
     service's refusal of the text is the caller's error, not a model the generation lacks."""

@@ -99,15 +99,6 @@ def test_a_job_shows_to_readers_of_its_document_and_to_writers():
         )
 
 
-def test_replacing_needs_read_access_and_says_only_that_the_id_is_taken():
-    caller = key(WRITER)
-    policy.replaceable(caller, None, "new")
-    policy.replaceable(caller, doc(["alice"]), "d")
-    with pytest.raises(Refused) as taken:
-        policy.replaceable(caller, doc(["bob"]), "d")
-    assert taken.value.code == grpc.StatusCode.ALREADY_EXISTS and "bob" not in taken.value.message
-
-
 def test_a_logged_answer_needs_read_access_to_every_chunk_it_drew_on():
     def audit(*acls, tenant="acme"):
         hits = [types_pb2.Hit(chunk=types_pb2.Chunk(acl=acl)) for acl in acls]

@@ -8,7 +8,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "content", "password")
+    __slots__ = ("tenant", "doc_id", "title", "source_name", "content_type", "acl", "metadata", "content", "password", "uploader")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class SubmitRequest(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    UPLOADER_FIELD_NUMBER: _ClassVar[int]
     tenant: str
     doc_id: str
     title: str
@@ -34,7 +35,14 @@ class SubmitRequest(_message.Message):
     metadata: _containers.ScalarMap[str, str]
     content: bytes
     password: str
-    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ..., password: _Optional[str] = ...) -> None: ...
+    uploader: UploaderAccess
+    def __init__(self, tenant: _Optional[str] = ..., doc_id: _Optional[str] = ..., title: _Optional[str] = ..., source_name: _Optional[str] = ..., content_type: _Optional[str] = ..., acl: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., content: _Optional[bytes] = ..., password: _Optional[str] = ..., uploader: _Optional[_Union[UploaderAccess, _Mapping]] = ...) -> None: ...
+
+class UploaderAccess(_message.Message):
+    __slots__ = ("principals",)
+    PRINCIPALS_FIELD_NUMBER: _ClassVar[int]
+    principals: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, principals: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitStreamRequest(_message.Message):
     __slots__ = ("header", "data", "end")
