@@ -121,7 +121,9 @@ def steady_rate(jobs: list[types_pb2.JobRecord]) -> float:
     return chunks_between / max((high - low) / 1000, 1e-3)
 
 
-def end_to_end(addr: str, key: str, docs: list[dict]) -> tuple[float, int, float]:
+def end_to_end(addr: str, key: str, docs: list[dict]) -> tuple[float, int, float, int]:
+    """Chunks/s over the whole import, chunks, the steady rate, and how many job-status reads the
+    benchmark made to follow it (each one a registry read in ingest: NATS traffic that is ours)."""
     channel = grpc.insecure_channel(addr)
     stub = gateway_pb2_grpc.GatewayServiceStub(channel)
     metadata = (("x-api-key", key),)
@@ -139,8 +141,9 @@ def end_to_end(addr: str, key: str, docs: list[dict]) -> tuple[float, int, float
     started = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
         jobs = list(pool.map(submit, docs))
-    chunks, pending, finished = 0, list(jobs), []
+    chunks, pending, finished, reads = 0, list(jobs), [], 0
     while pending:
+        reads += 1
         job = stub.GetJob(gateway_pb2.GetJobRequest(job_id=pending[0]), metadata=metadata, timeout=30).job
         if job.status in (types_pb2.JOB_STATUS_DONE, types_pb2.JOB_STATUS_FAILED):
             chunks += job.chunks_total
@@ -151,7 +154,7 @@ def end_to_end(addr: str, key: str, docs: list[dict]) -> tuple[float, int, float
     elapsed = time.perf_counter() - started
     # The last record of each job is written when it is done; re-read the ones seen early.
     finished = [stub.GetJob(gateway_pb2.GetJobRequest(job_id=j.job_id), metadata=metadata).job for j in finished]
-    return chunks / elapsed, chunks, steady_rate(finished)
+    return chunks / elapsed, chunks, steady_rate(finished), reads + len(finished)
 
 
 def main() -> None:
@@ -179,7 +182,7 @@ def main() -> None:
             embed_alone = bench.cpu_seconds().get("embed", 0.0) - embed_before
             shape_between = bulk_batches(metrics)
             cpu_before = bench.cpu_seconds()
-            e2e_rate, chunks, steady = end_to_end(bench.gateway, bench.key, fresh)
+            e2e_rate, chunks, steady, _ = end_to_end(bench.gateway, bench.key, fresh)
             shapes = (batch_shape(shape_before, shape_between), batch_shape(shape_between, bulk_batches(metrics)))
             cpu = {k: round(v - cpu_before.get(k, 0), 1) for k, v in bench.cpu_seconds().items()}
             cpu["embed_alone"] = round(embed_alone, 1)
@@ -193,7 +196,9 @@ def main() -> None:
         _, embed_rate, e2e_rate, steady, cpu = sorted(rounds, key=lambda r: r[0])[len(rounds) // 2]
         small_embed_rate = embed_only(bench.ports.addr("embed"), small_texts, args.batch, calls_at_once)
         messages_before, small_cpu_before = nats_messages(bench), bench.cpu_seconds()
-        small_rate, small_chunks, _ = end_to_end(bench.gateway, bench.key, small) if small else (0.0, 0, 0.0)
+        small_rate, small_chunks, _, status_reads = (
+            end_to_end(bench.gateway, bench.key, small) if small else (0.0, 0, 0.0, 0)
+        )
         messages = {k: v - messages_before[k] for k, v in nats_messages(bench).items()}
         small_cpu = {k: v - small_cpu_before.get(k, 0) for k, v in bench.cpu_seconds().items()}
         peak = bench.peak_rss_mb()
@@ -217,7 +222,8 @@ def main() -> None:
             f"{small_rate / embed_rate:.3f} of the bundles' embed-only rate); NATS messages per document: "
             f"{per_doc['out']:.1f} sent by the services, {per_doc['in']:.1f} received (sent: "
             + ", ".join(f"{name} {per_doc[f'out.{name}']:.1f}" for name in ("gateway", "ingest", "retrieve"))
-            + ")"
+            + f"); {status_reads / len(small):.1f} of those sent are the registry reads of the benchmark's own "
+            f"job-status polls, {(messages['out'] - status_reads) / len(small):.1f} the import's"
         )
         print(
             "  CPU ms per one-abstract document: "
@@ -237,6 +243,9 @@ def main() -> None:
                 "ratio_steady": round(steady_ratio, 3),
                 "small_documents_ratio": round(small_rate / small_embed_rate, 3) if small else None,
                 "nats_messages_per_small_document": round(messages["out"] / len(small), 1) if small else None,
+                "nats_messages_per_small_document_without_status_polls": (
+                    round((messages["out"] - status_reads) / len(small), 1) if small else None
+                ),
                 "documents": len(docs),
                 "chunks": chunks,
                 "peak_rss_mb": round(peak, 1),
