@@ -1,11 +1,9 @@
 """Ingest service: accepts documents off the request path and owns the registry and the workers."""
 
 import asyncio
-import contextlib
 import uuid
 
 import grpc
-from nats.js.errors import NotFoundError, ObjectNotFoundError
 
 from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 from services.common import natsio
@@ -171,13 +169,10 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             return record
 
         # Written over the revision just read: a second read only when somebody wrote in between.
-        try:
-            record, revision = await self.registry.mutate_seen(
-                request.tenant, request.doc_id, change, (existing, revision)
-            )
-        except NotReplaceable:
-            await self._forget_bytes(request.tenant, request.doc_id, digest)
-            raise
+        # Refused then (the ACL changed since the read), the bytes just stored stay unreferenced, as
+        # after a crash here: removing them could take those of a permitted upload of the same bytes
+        # under way at the same moment.
+        record, revision = await self.registry.mutate_seen(request.tenant, request.doc_id, change, (existing, revision))
         version = created["version"]
         if created["fields_changed"]:
             # The version searches see now takes the new ACL and metadata at once, not when the new one is indexed.
@@ -187,13 +182,6 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
         return ingest_pb2.SubmitResponse(
             job_id=job_id, doc_id=request.doc_id, version=version, deduplicated=False, content_sha256=digest
         )
-
-    async def _forget_bytes(self, tenant: str, doc_id: str, digest: str) -> None:
-        """Raw bytes stored for an upload refused after all, unless a version of the document has them."""
-        record, _ = await self.registry.get(tenant, doc_id)
-        if record is None or all(v.content_sha256 != digest for v in record.versions):
-            with contextlib.suppress(ObjectNotFoundError, NotFoundError):
-                await self.objects.delete(object_name(tenant, doc_id, digest))
 
     async def SubmitStream(self, request_iterator, context):
         """Submit with the bytes streamed: gathered here, within the size limit, then submitted whole."""
