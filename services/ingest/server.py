@@ -125,9 +125,11 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 and current.content_sha256 == digest
                 and current.status != types_pb2.DOCUMENT_STATUS_FAILED
             ):
+                # The metadata first: its compare-and-set checks the uploader again, so an upload
+                # refused there has queued nothing.
+                updated = await self._update_metadata(request, existing)
                 if current.status == types_pb2.DOCUMENT_STATUS_QUEUED:
                     await self._requeue(existing, current, request.content)
-                updated = await self._update_metadata(request, existing)
                 return ingest_pb2.SubmitResponse(
                     job_id=current.job_id,
                     doc_id=request.doc_id,

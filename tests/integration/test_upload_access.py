@@ -71,6 +71,25 @@ async def refused(service, request) -> tuple:
     return aborted.value.args
 
 
+def acl_changes_after_the_next_read(service) -> None:
+    """Ingest's next registry read returns the record, then its ACL is changed to ["bob"]: the
+    upload goes on with the record as it was when read."""
+    read = service.registry.get
+
+    async def read_then_acl_changes(tenant, doc_id):
+        seen = await read(tenant, doc_id)
+        service.registry.get = read  # once: the compare-and-set's read again sees the change
+
+        def to_bob(record):
+            record.acl[:] = ["bob"]
+            return record
+
+        await service.registry.mutate(tenant, doc_id, to_bob)
+        return seen
+
+    service.registry.get = read_then_acl_changes
+
+
 def test_the_rule_shows_only_that_the_id_is_taken():
     record = types_pb2.DocumentRecord(tenant=TENANT, doc_id="plan.txt", acl=["bob"])
     check_replaceable(upload(b"x", ["alice"]), None)  # a new document
@@ -103,23 +122,24 @@ async def test_a_document_the_uploader_cannot_read_is_left_as_it_was(service):
 
 async def test_an_acl_changed_between_the_read_and_the_write_refuses_the_upload(service):
     await service.Submit(upload(b"shared plan", ["alice"], acl=["alice"]), Context())
-    read = service.registry.get
-
-    async def read_then_acl_changes(tenant, doc_id):
-        seen = await read(tenant, doc_id)
-        service.registry.get = read  # once: the compare-and-set's read again sees the change
-
-        def to_bob(record):
-            record.acl[:] = ["bob"]
-            return record
-
-        await service.registry.mutate(tenant, doc_id, to_bob)
-        return seen  # the upload goes on with the record as it was when read
-
-    service.registry.get = read_then_acl_changes
+    acl_changes_after_the_next_read(service)
     assert await refused(service, upload(b"alice's new plan", ["alice"])) == (grpc.StatusCode.ALREADY_EXISTS, TAKEN)
     record, _ = await service.registry.get(TENANT, "plan.txt")
     assert list(record.acl) == ["bob"] and [v.version for v in record.versions] == [1]
     assert record.versions[0].content_sha256 == sha256_hex(b"shared plan")
     assert await stored(service, b"shared plan")
     assert await jobs_queued(service) == 1  # the first version's job alone
+
+
+async def test_the_same_bytes_again_refused_in_that_race_queue_nothing(service):
+    """A version still queued whose job was cut off (the registry written, the job record and
+    message not) is queued again by a retried upload of the same bytes; refused because the ACL
+    changed meanwhile, that upload queues nothing."""
+    await service.Submit(upload(b"shared plan", ["alice"], acl=["alice"]), Context())
+    record, _ = await service.registry.get(TENANT, "plan.txt")
+    await service.js.purge_stream(natsio.STREAM_JOBS.name)
+    await service.registry.jobs.delete(record.versions[0].job_id)
+    acl_changes_after_the_next_read(service)
+    assert await refused(service, upload(b"shared plan", ["alice"])) == (grpc.StatusCode.ALREADY_EXISTS, TAKEN)
+    assert await jobs_queued(service) == 0
+    assert await service.registry.get_job(record.versions[0].job_id) is None
