@@ -7,7 +7,7 @@ import grpc
 
 from rag.v1 import embed_pb2_grpc, events_pb2, ingest_pb2, ingest_pb2_grpc, types_pb2
 from services.common import natsio
-from services.common.access import may_read
+from services.common.access import PUBLIC, may_read
 from services.common.chunking import chunking_problem
 from services.common.clients import channel
 from services.common.config import IngestSettings
@@ -109,12 +109,11 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
                 f"the document has {size} bytes; the limit is {self.settings.max_document_bytes}",
             )
         try:
-            return await self._submit(request)
+            return await self._submit(request, size)
         except NotReplaceable as refused:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(refused))
 
-    async def _submit(self, request: ingest_pb2.SubmitRequest) -> ingest_pb2.SubmitResponse:
-        size = len(request.content)
+    async def _submit(self, request: ingest_pb2.SubmitRequest, size: int) -> ingest_pb2.SubmitResponse:
         digest = sha256_hex(request.content)
         existing, revision = await self.registry.get(request.tenant, request.doc_id)
         check_replaceable(request, existing)
@@ -149,7 +148,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
             check_replaceable(request, record)  # the record written over, if changed since the read
             record = record or types_pb2.DocumentRecord(tenant=request.tenant, doc_id=request.doc_id)
             version = max([v.version for v in record.versions], default=0) + 1
-            fields = (request.title or record.title, list(request.acl) or ["public"], dict(request.metadata))
+            fields = (request.title or record.title, list(request.acl) or [PUBLIC], dict(request.metadata))
             created["fields_changed"] = set_fields(record, *fields) and bool(record.versions)
             record.source_name = request.source_name or record.source_name
             record.content_type = request.content_type or record.content_type
@@ -224,7 +223,7 @@ class IngestService(Service, ingest_pb2_grpc.IngestServiceServicer):
 
     async def _update_metadata(self, request, existing: types_pb2.DocumentRecord) -> bool:
         """Same bytes, new title/ACL/metadata: rewrite the registry and the indexed chunks, no re-embedding."""
-        fields = (request.title or existing.title, list(request.acl) or ["public"], dict(request.metadata))
+        fields = (request.title or existing.title, list(request.acl) or [PUBLIC], dict(request.metadata))
         changed: list[bool] = []
 
         def change(record):

@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple, Protocol
 
 from rag.v1 import types_pb2
+from services.common.access import PUBLIC
 
-PUBLIC = "public"
 DATE_KEY = "date"  # the metadata key holding a document's date
 
 
